@@ -1,0 +1,104 @@
+// Dispatcher: libevent event_base wrapper with timers, posts and deferred deletion.
+#include "proxy/dispatcher.h"
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include <cstdlib>
+
+namespace wsb::proxy {
+
+namespace {
+timeval toTimeval(Duration d) {
+  timeval tv;
+  tv.tv_sec = static_cast<time_t>(d.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((d.count() % 1000) * 1000);
+  return tv;
+}
+
+// libevent must know about pthreads before the first event_base for event_active() to be safe
+// from another thread (Dispatcher::post).
+struct ThreadSupport {
+  ThreadSupport() { evthread_use_pthreads(); }
+};
+}  // namespace
+
+Timer::Timer(Dispatcher& dispatcher, std::function<void()> callback)
+    : event_(evtimer_new(dispatcher.base(), &Timer::onFire, this)),
+      callback_(std::move(callback)) {}
+
+Timer::~Timer() { event_free(event_); }
+
+void Timer::arm(Duration after) {
+  timeval tv = toTimeval(after);
+  evtimer_add(event_, &tv);
+}
+
+void Timer::cancel() { evtimer_del(event_); }
+
+bool Timer::armed() const { return evtimer_pending(event_, nullptr) != 0; }
+
+void Timer::onFire(int, short, void* self) {
+  // The callback may destroy the owner of this timer: copy nothing after the call.
+  static_cast<Timer*>(self)->callback_();
+}
+
+Dispatcher::Dispatcher() {
+  static ThreadSupport thread_support;
+  base_ = event_base_new();
+  if (base_ == nullptr) std::abort();
+  post_event_ = event_new(base_, -1, EV_PERSIST, &Dispatcher::onPosted, this);
+  deferred_event_ = event_new(base_, -1, 0, &Dispatcher::onDeferred, this);
+  // A persistent event with no fd and no timeout never fires by itself; event_active wakes it.
+  event_add(post_event_, nullptr);
+}
+
+Dispatcher::~Dispatcher() {
+  to_delete_.clear();
+  event_free(post_event_);
+  event_free(deferred_event_);
+  event_base_free(base_);
+}
+
+void Dispatcher::run() { event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY); }
+
+void Dispatcher::exit() {
+  post([this] { event_base_loopbreak(base_); });
+}
+
+void Dispatcher::post(std::function<void()> fn) {
+  bool wake;
+  {
+    std::lock_guard<std::mutex> lock(post_mutex_);
+    wake = posted_.empty();
+    posted_.push_back(std::move(fn));
+  }
+  if (wake) event_active(post_event_, 0, 0);
+}
+
+void Dispatcher::deferDelete(std::unique_ptr<Deletable> object) {
+  if (to_delete_.empty()) event_active(deferred_event_, 0, 0);
+  to_delete_.push_back(std::move(object));
+}
+
+void Dispatcher::onPosted(int, short, void* self) {
+  auto* d = static_cast<Dispatcher*>(self);
+  std::vector<std::function<void()>> batch;
+  {
+    std::lock_guard<std::mutex> lock(d->post_mutex_);
+    batch.swap(d->posted_);
+  }
+  for (auto& fn : batch) fn();
+}
+
+void Dispatcher::onDeferred(int, short, void* self) {
+  auto* d = static_cast<Dispatcher*>(self);
+  // Destructors may defer more deletions; loop until quiet.
+  while (!d->to_delete_.empty()) {
+    std::vector<std::unique_ptr<Deletable>> batch;
+    batch.swap(d->to_delete_);
+    batch.clear();
+  }
+}
+
+}  // namespace wsb::proxy

@@ -1,0 +1,38 @@
+// The main thread: owns the configuration, the workers, signals (reload, drain) and logging.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "proxy/snapshot.h"
+
+namespace wsb::proxy {
+
+class Worker;
+
+class Server {
+ public:
+  // `config_path` empty = the embedded default (reload then re-reads nothing).
+  Server(config::ConfigPtr config, std::string config_path);
+  ~Server();
+
+  // Builds the snapshot, binds listeners, runs until SIGINT/SIGTERM and the drain end.
+  // Returns the process exit code.
+  int run();
+
+ private:
+  void reload();
+  void drain();
+
+  config::ConfigPtr config_;
+  std::string config_path_;
+  SnapshotPtr snapshot_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+};
+
+// Configures spdlog's default logger from the runtime section.
+void setupLogging(const config::Runtime& runtime);
+
+}  // namespace wsb::proxy

@@ -1,0 +1,551 @@
+// Session: HTTP handshake on both sides, routing, endpoint choice and retries.
+#include "proxy/session.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <functional>
+
+#include "proxy/worker.h"
+#include "proxy/ws_relay.h"
+
+namespace wsb::proxy {
+
+namespace {
+constexpr Duration kClientHandshakeTimeout{10000};
+constexpr size_t kHandshakeReadLimit = 64 * 1024;
+
+// Request headers that describe this hop only and are never forwarded upstream.
+bool isHopByHop(std::string_view name) {
+  static constexpr std::string_view kNames[] = {
+      "connection",          "upgrade",           "keep-alive",
+      "proxy-connection",    "te",                "trailer",
+      "transfer-encoding",   "content-length",    "host",
+      "sec-websocket-key",   "sec-websocket-version", "sec-websocket-extensions",
+      "sec-websocket-protocol", "x-forwarded-proto", "proxy-authorization"};
+  for (auto n : kNames) {
+    if (http::iequals(name, n)) return true;
+  }
+  return false;
+}
+
+std::string jsonError(std::string_view error, std::string_view key = {}, std::string_view value = {}) {
+  std::string body = "{\"error\":\"" + http::jsonEscape(error) + "\"";
+  if (!key.empty()) body += ",\"" + std::string(key) + "\":\"" + http::jsonEscape(value) + "\"";
+  return body + "}";
+}
+
+bool offered(const std::string* list, std::string_view protocol) {
+  return list != nullptr && http::hasToken(*list, protocol);
+}
+}  // namespace
+
+Session::Session(Worker& worker, SnapshotPtr snapshot, const ListenerRuntime& listener, int fd,
+                 std::string client_ip, uint16_t client_port)
+    : worker_(worker),
+      snapshot_(std::move(snapshot)),
+      listener_(listener),
+      client_ip_(std::move(client_ip)),
+      client_port_(client_port) {
+  event_base* base = worker_.dispatcher().base();
+  constexpr int kOptions = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
+  if (listener_.tls) {
+    SSL* ssl = SSL_new(listener_.tls.get());
+    client_ = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, kOptions);
+    bufferevent_openssl_set_allow_dirty_shutdown(client_, 1);
+  } else {
+    client_ = bufferevent_socket_new(base, fd, kOptions);
+  }
+}
+
+Session::~Session() {
+  relay_.reset();
+  if (client_ != nullptr) bufferevent_free(client_);
+  releaseUpstream();
+}
+
+void Session::start() {
+  bufferevent_setcb(client_, &Session::onClientRead, nullptr, &Session::onClientEvent, this);
+  bufferevent_setwatermark(client_, EV_READ, 0, kHandshakeReadLimit);
+  bufferevent_enable(client_, EV_READ);
+  timer_ = std::make_unique<proxy::Timer>(worker_.dispatcher(), [this] { onTimeout(); });
+  timer_->arm(kClientHandshakeTimeout);
+}
+
+// One deadline at a time, whose meaning depends on the state.
+void Session::onTimeout() {
+  switch (state_) {
+    case State::ReadingRequest:
+      respondError(408, "handshake timeout");
+      break;
+    case State::Connecting:
+    case State::UpstreamHandshake:
+      onUpstreamFailed("timeout");
+      break;
+    case State::Responding:
+      finish();  // a client that does not read its error must not hold the connection
+      break;
+    case State::Filtering:
+    case State::Bridging:
+    case State::Done:
+      break;
+  }
+}
+
+void Session::drain() {
+  switch (state_) {
+    case State::ReadingRequest:
+    case State::Filtering:
+    case State::Connecting:
+    case State::UpstreamHandshake:
+      respondError(503, "shutting down");
+      break;
+    case State::Bridging:
+      relay_->drain("server shutting down");
+      break;
+    case State::Responding:
+    case State::Done:
+      break;
+  }
+}
+
+void Session::abort() { finish(); }
+
+void Session::finish() {
+  if (state_ == State::Done) return;
+  state_ = State::Done;
+  if (chain_) {
+    filters::CloseInfo info;
+    if (relay_) {
+      info = relay_->closeInfo();
+    } else {
+      info.code = static_cast<uint16_t>(http_status_);
+      info.closed_by = "wsbridge";
+    }
+    chain_->onClose(info);
+  }
+  if (timer_) timer_->cancel();
+  worker_.remove(this);
+  worker_.dispatcher().deferDelete(std::unique_ptr<Deletable>(this));
+}
+
+// ---- client handshake ----
+
+void Session::onClientRead(bufferevent*, void* self) {
+  auto* s = static_cast<Session*>(self);
+  if (s->state_ != State::ReadingRequest) return;
+  evbuffer* in = bufferevent_get_input(s->client_);
+  size_t len = evbuffer_get_length(in);
+  const char* data = reinterpret_cast<const char*>(evbuffer_pullup(in, -1));
+  size_t consumed = s->request_parser_.feed(data, len);
+  evbuffer_drain(in, consumed);
+  switch (s->request_parser_.state()) {
+    case http::ParseState::NeedMore:
+      if (evbuffer_get_length(in) >= kHandshakeReadLimit) s->respondError(431, "request too large");
+      return;
+    case http::ParseState::Error:
+      s->respondError(s->request_parser_.errorStatus() ? s->request_parser_.errorStatus() : 400,
+                      s->request_parser_.errorReason());
+      return;
+    case http::ParseState::Done:
+      s->handleRequest();
+      return;
+  }
+}
+
+void Session::onClientEvent(bufferevent*, short what, void* self) {
+  auto* s = static_cast<Session*>(self);
+  if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+    if (what & BEV_EVENT_ERROR && s->listener_.tls) {
+      spdlog::debug("{}:{}: TLS/socket error during handshake: {}", s->client_ip_, s->client_port_,
+                    sslErrors());
+    }
+    s->finish();
+  }
+}
+
+void Session::handleRequest() {
+  http::Request& req = request_parser_.request();
+  const std::string* host = req.header("host");
+  route_ = snapshot_->route(listener_.config->name, host ? *host : std::string_view{}, req.path);
+  if (route_ == nullptr) {
+    respondError(404, "no route", {});
+    return;
+  }
+  if (!http::isWebSocketUpgrade(req)) {
+    respondError(426, "websocket upgrade required", {{"Upgrade", "websocket"}});
+    return;
+  }
+  http::UpgradeCheck check = http::checkWebSocketUpgrade(req);
+  if (!check.ok()) {
+    http::Headers extra;
+    if (check.status == 426) extra.push_back({"Sec-WebSocket-Version", "13"});
+    respondError(check.status, check.reason, extra);
+    return;
+  }
+  const auto& factories = snapshot_->filtersOf(*route_);
+  if (!factories.empty()) {
+    chain_ = std::make_unique<filters::FilterChain>(factories, *this);
+    handshake_ = std::make_unique<filters::HandshakeContext>(
+        filters::HandshakeContext{req, client_ip_, *route_, upstream_headers_, false, {}});
+    bufferevent_disable(client_, EV_READ);
+    state_ = State::Filtering;
+    if (chain_->runHandshake(*handshake_) == filters::Status::Stop) return;  // rejected or waiting
+  }
+  pickEndpoints();
+}
+
+void Session::resumeHandshake() {
+  if (state_ != State::Filtering) return;
+  if (chain_->resumeHandshake(*handshake_) == filters::Status::Stop) return;
+  pickEndpoints();
+}
+
+void Session::pickEndpoints() {
+  cluster_ = snapshot_->cluster(route_->cluster);
+  if (cluster_ == nullptr || cluster_->endpoints.empty()) {
+    respond(http::errorResponse(502, jsonError("no upstream available", "cluster", route_->cluster)));
+    return;
+  }
+  if (route_->downstream != config::Protocol::WebSocket ||
+      cluster_->config->protocol != config::Protocol::WebSocket) {
+    respondError(501, "bridge not implemented for this route");
+    return;
+  }
+
+  // Endpoint order: the balancer's pick first, then the others in ring order.
+  ClusterBalance& balance = worker_.balance(route_->cluster);
+  size_t n = cluster_->endpoints.size();
+  if (balance.active.size() != n) balance.active.assign(n, 0);
+  size_t first = 0;
+  switch (cluster_->config->lb) {
+    case config::LoadBalance::RoundRobin:
+      first = balance.next++ % n;
+      break;
+    case config::LoadBalance::LeastConn:
+      for (size_t i = 1; i < n; ++i) {
+        if (balance.active[i] < balance.active[first]) first = i;
+      }
+      break;
+    case config::LoadBalance::HashIp:
+      first = std::hash<std::string>{}(client_ip_) % n;
+      break;
+    case config::LoadBalance::HashSub: {  // without a JWT subject, the client IP decides
+      auto sub = attributes_.find("jwt.sub");
+      first = std::hash<std::string>{}(sub != attributes_.end() ? sub->second : client_ip_) % n;
+      break;
+    }
+  }
+  for (size_t i = 0; i < n; ++i) attempts_.push_back((first + i) % n);
+  std::reverse(attempts_.begin(), attempts_.end());  // pop_back() takes the next to try
+
+  bufferevent_disable(client_, EV_READ);
+  state_ = State::Connecting;
+  connectNext();
+}
+
+void Session::respond(std::string response) {
+  if (state_ == State::Done || state_ == State::Responding) return;
+  http_status_ = std::atoi(response.c_str() + 9);  // "HTTP/1.1 NNN"
+
+  releaseUpstream();
+  timer_->cancel();
+  bufferevent_disable(client_, EV_READ);
+  bufferevent_setcb(client_, nullptr, &Session::onClientFlushed, &Session::onClientEvent, this);
+  bufferevent_setwatermark(client_, EV_WRITE, 0, 0);
+  bufferevent_write(client_, response.data(), response.size());
+  bufferevent_enable(client_, EV_WRITE);
+  state_ = State::Responding;
+  timer_->arm(Duration(5000));
+}
+
+void Session::respondError(int status, std::string_view error, const http::Headers& extra) {
+  spdlog::debug("{}:{}: {} {} -> {} {}", client_ip_, client_port_,
+                request_parser_.request().method, request_parser_.request().path, status, error);
+  respond(http::errorResponse(status, jsonError(error), extra));
+}
+
+void Session::onClientFlushed(bufferevent*, void* self) {
+  auto* s = static_cast<Session*>(self);
+  if (evbuffer_get_length(bufferevent_get_output(s->client_)) == 0) s->finish();
+}
+
+// ---- upstream ----
+
+void Session::connectNext() {
+  releaseUpstream();
+  if (attempts_.empty()) {
+    spdlog::warn("{}:{}: cluster '{}': no endpoint reachable ({})", client_ip_, client_port_,
+                 route_->cluster, last_failure_);
+    respond(http::errorResponse(
+        502, jsonError("no upstream available", "cluster", route_->cluster)));
+    return;
+  }
+  endpoint_ = attempts_.back();
+  attempts_.pop_back();
+  const Endpoint& ep = cluster_->endpoints[endpoint_];
+  event_base* base = worker_.dispatcher().base();
+  constexpr int kOptions = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
+  if (cluster_->tls) {
+    SSL* ssl = SSL_new(cluster_->tls.get());
+    const std::string& name = cluster_->config->tls_server_name.empty()
+                                  ? ep.address.host
+                                  : cluster_->config->tls_server_name;
+    SSL_set_tlsext_host_name(ssl, name.c_str());
+    if (cluster_->config->tls_verify) SSL_set1_host(ssl, name.c_str());
+    upstream_ = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, kOptions);
+    bufferevent_openssl_set_allow_dirty_shutdown(upstream_, 1);
+  } else {
+    upstream_ = bufferevent_socket_new(base, -1, kOptions);
+  }
+  worker_.balance(route_->cluster).active[endpoint_]++;
+  bufferevent_setcb(upstream_, &Session::onUpstreamRead, nullptr, &Session::onUpstreamEvent, this);
+  state_ = State::Connecting;
+  timer_->arm(cluster_->config->connect_timeout);
+  if (bufferevent_socket_connect(upstream_, reinterpret_cast<const sockaddr*>(&ep.sockaddr),
+                                 static_cast<int>(ep.sockaddr_len)) != 0) {
+    last_failure_ = ep.address.str() + ": connect failed";
+    // Retry from a fresh loop iteration, never recursively from here.
+    worker_.dispatcher().post([this] { if (state_ == State::Connecting) connectNext(); });
+  }
+}
+
+void Session::releaseUpstream() {
+  if (upstream_ == nullptr) return;
+  bufferevent_free(upstream_);
+  upstream_ = nullptr;
+  if (endpoint_ != SIZE_MAX && route_ != nullptr) {
+    auto& active = worker_.balance(route_->cluster).active;
+    if (endpoint_ < active.size() && active[endpoint_] > 0) active[endpoint_]--;
+  }
+  endpoint_ = SIZE_MAX;
+}
+
+void Session::onUpstreamEvent(bufferevent*, short what, void* self) {
+  auto* s = static_cast<Session*>(self);
+  if (what & BEV_EVENT_CONNECTED) {
+    s->onUpstreamConnected();
+    return;
+  }
+  if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+    std::string why = (what & BEV_EVENT_EOF) ? "connection closed" : "connection failed";
+    if (s->cluster_->tls && (what & BEV_EVENT_ERROR)) why += ": " + sslErrors();
+    s->onUpstreamFailed(why);
+  }
+}
+
+void Session::onUpstreamConnected() {
+  const http::Request& req = request_parser_.request();
+  const Endpoint& ep = cluster_->endpoints[endpoint_];
+  upstream_key_ = http::makeWebSocketKey();
+
+  http::Headers headers;
+  const std::string* client_host = req.header("host");
+  headers.push_back({"Host", cluster_->config->host ? *cluster_->config->host
+                             : client_host         ? *client_host
+                                                   : ep.address.str()});
+  headers.push_back({"Upgrade", "websocket"});
+  headers.push_back({"Connection", "Upgrade"});
+  headers.push_back({"Sec-WebSocket-Key", upstream_key_});
+  headers.push_back({"Sec-WebSocket-Version", "13"});
+  if (const std::string* protocol = req.header("sec-websocket-protocol")) {
+    headers.push_back({"Sec-WebSocket-Protocol", *protocol});
+  }
+  std::string xff = client_ip_;
+  for (const auto& h : req.headers) {
+    if (isHopByHop(h.name)) continue;
+    if (http::iequals(h.name, "x-forwarded-for")) {
+      xff = h.value + ", " + client_ip_;
+      continue;
+    }
+    headers.push_back(h);
+  }
+  headers.push_back({"X-Forwarded-For", xff});
+  headers.push_back({"X-Forwarded-Proto", listener_.tls ? "https" : "http"});
+  for (const auto& h : upstream_headers_) headers.push_back(h);
+
+  std::string target = cluster_->config->path ? *cluster_->config->path : req.path;
+  if (!req.query.empty()) target += "?" + req.query;
+  std::string request = http::serializeRequest("GET", target, headers);
+  bufferevent_write(upstream_, request.data(), request.size());
+  bufferevent_enable(upstream_, EV_READ | EV_WRITE);
+  response_parser_ = std::make_unique<http::ResponseParser>();
+  state_ = State::UpstreamHandshake;
+  timer_->arm(cluster_->config->handshake_timeout);
+}
+
+void Session::onUpstreamFailed(const std::string& why) {
+  const Endpoint& ep = cluster_->endpoints[endpoint_];
+  if (state_ == State::Connecting) {
+    last_failure_ = ep.address.str() + ": " + why;
+    spdlog::debug("cluster '{}': endpoint {}: {}", route_->cluster, ep.address.str(), why);
+    connectNext();
+    return;
+  }
+  if (state_ == State::UpstreamHandshake) {
+    // The request was sent: retrying could repeat side effects, so answer now.
+    spdlog::warn("cluster '{}': endpoint {}: handshake {}", route_->cluster, ep.address.str(), why);
+    if (why == "timeout") {
+      respond(http::errorResponse(504, jsonError("upstream handshake timeout", "cluster", route_->cluster)));
+    } else {
+      respond(http::errorResponse(502, jsonError("upstream " + why, "cluster", route_->cluster)));
+    }
+  }
+}
+
+void Session::onUpstreamRead(bufferevent*, void* self) {
+  auto* s = static_cast<Session*>(self);
+  if (s->state_ != State::UpstreamHandshake) return;
+  s->handleUpstreamResponse();
+}
+
+void Session::handleUpstreamResponse() {
+  evbuffer* in = bufferevent_get_input(upstream_);
+  size_t len = evbuffer_get_length(in);
+  const char* data = reinterpret_cast<const char*>(evbuffer_pullup(in, -1));
+  size_t consumed = response_parser_->feed(data, len);
+  evbuffer_drain(in, consumed);
+  if (response_parser_->state() == http::ParseState::NeedMore) return;
+  if (response_parser_->state() == http::ParseState::Error) {
+    onUpstreamFailed("sent an invalid HTTP response: " + response_parser_->errorReason());
+    return;
+  }
+  http::Response& res = response_parser_->response();
+  const http::Request& req = request_parser_.request();
+  if (res.status != 101) {
+    // The upstream refused (401, 403, 404 ...): the client hears exactly that.
+    http::Response out;
+    out.status = res.status;
+    out.reason = res.reason;
+    for (auto& h : res.headers) {
+      if (http::iequals(h.name, "connection") || http::iequals(h.name, "transfer-encoding") ||
+          http::iequals(h.name, "content-length") || http::iequals(h.name, "keep-alive")) {
+        continue;
+      }
+      out.headers.push_back(h);
+    }
+    out.headers.push_back({"Connection", "close"});
+    out.body = res.body;
+    respond(http::serializeResponse(out));
+    return;
+  }
+  const std::string* accept = res.header("sec-websocket-accept");
+  if (accept == nullptr || *accept != http::computeAcceptKey(upstream_key_)) {
+    onUpstreamFailed("sent a wrong Sec-WebSocket-Accept");
+    return;
+  }
+  std::string protocol;
+  if (const std::string* p = res.header("sec-websocket-protocol")) {
+    if (!offered(req.header("sec-websocket-protocol"), *p)) {
+      onUpstreamFailed("chose a subprotocol the client did not offer");
+      return;
+    }
+    protocol = *p;
+  }
+  startRelay(protocol);
+}
+
+void Session::startRelay(const std::string& protocol) {
+  const http::Request& req = request_parser_.request();
+  http::Response res;
+  res.status = 101;
+  res.headers.push_back({"Upgrade", "websocket"});
+  res.headers.push_back({"Connection", "Upgrade"});
+  res.headers.push_back({"Sec-WebSocket-Accept", http::computeAcceptKey(*req.header("sec-websocket-key"))});
+  if (!protocol.empty()) res.headers.push_back({"Sec-WebSocket-Protocol", protocol});
+  std::string bytes = http::serializeResponse(res);
+  bufferevent_write(client_, bytes.data(), bytes.size());
+
+  timer_->cancel();
+  state_ = State::Bridging;
+  WsEndpointOptions options;
+  options.max_message = route_->max_message;
+  bufferevent* client = client_;
+  bufferevent* upstream = upstream_;
+  client_ = nullptr;
+  upstream_ = nullptr;  // the relay owns both now; the endpoint count stays until finish()
+  size_t endpoint = endpoint_;
+  std::string cluster = route_->cluster;
+  relay_ = std::make_unique<WsRelay>(worker_.dispatcher(), worker_.masks(), client, upstream,
+                                     options, chain_.get(), [this, endpoint, cluster] {
+                                       auto& active = worker_.balance(cluster).active;
+                                       if (endpoint < active.size() && active[endpoint] > 0) {
+                                         active[endpoint]--;
+                                       }
+                                       endpoint_ = SIZE_MAX;
+                                       finish();
+                                     });
+  relay_->start();
+  if (chain_) chain_->onEstablished();
+}
+
+// ---- filters::FilterCallbacks ----
+
+void Session::reject(int status, std::string_view message, const http::Headers& extra) {
+  if (relay_) {
+    close(ws::close_code::kPolicy, message);
+    return;
+  }
+  respondError(status, message, extra);
+}
+
+void Session::notify(filters::Side toward, std::string_view notice) {
+  if (relay_) relay_->endpoint(toward).sendMessage(ws::Opcode::Text, notice);
+}
+
+void Session::ackError(filters::Side, const filters::Event&, std::string_view) {
+  // A raw relay carries no Socket.IO events, so there is no ack to answer.
+}
+
+void Session::close(uint16_t code, std::string_view reason) {
+  if (!relay_) {
+    respondError(code == ws::close_code::kTooBig ? 413 : 403, reason);
+    return;
+  }
+  relay_->noteClose(code, reason, "wsbridge");
+  relay_->client().sendClose(code, reason);
+  relay_->upstream().sendClose(ws::close_code::kGoingAway, reason);
+}
+
+void Session::ping(filters::Side side) {
+  if (relay_) relay_->endpoint(side).sendPing();
+}
+
+void Session::pauseReading(filters::Side side, Duration delay) {
+  if (!relay_) return;
+  WsEndpoint& endpoint = relay_->endpoint(side);
+  auto& timer = shape_timers_[side == filters::Side::Client ? 0 : 1];
+  if (!timer) {
+    timer = std::make_unique<proxy::Timer>(worker_.dispatcher(), [this, side] {
+      if (relay_) relay_->endpoint(side).resumeReading(WsEndpoint::kShaping);
+    });
+  }
+  endpoint.pauseReading(WsEndpoint::kShaping);
+  timer->arm(delay);
+}
+
+namespace {
+class FilterTimer final : public filters::FilterCallbacks::Timer {
+ public:
+  FilterTimer(Dispatcher& dispatcher, std::function<void()> cb) : timer_(dispatcher, std::move(cb)) {}
+  void arm(Duration after) override { timer_.arm(after); }
+  void cancel() override { timer_.cancel(); }
+
+ private:
+  proxy::Timer timer_;
+};
+}  // namespace
+
+std::unique_ptr<filters::FilterCallbacks::Timer> Session::createTimer(std::function<void()> cb) {
+  return std::make_unique<FilterTimer>(worker_.dispatcher(), std::move(cb));
+}
+
+const filters::Clock& Session::clock() const { return filters::SystemClock::instance(); }
+
+}  // namespace wsb::proxy

@@ -1,0 +1,102 @@
+// One client connection from accept to close: reads the HTTP handshake, picks the route, connects
+// the upstream (trying endpoints in turn), completes both handshakes and hands the two sockets to
+// the route's bridge.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "codec/http1.h"
+#include "filters/chain.h"
+#include "proxy/dispatcher.h"
+#include "proxy/snapshot.h"
+
+struct bufferevent;
+
+namespace wsb::proxy {
+
+class Worker;
+class WsRelay;
+
+class Session : public Deletable, public filters::FilterCallbacks {
+ public:
+  Session(Worker& worker, SnapshotPtr snapshot, const ListenerRuntime& listener, int fd,
+          std::string client_ip, uint16_t client_port);
+  ~Session() override;
+
+  void start();
+  // Graceful shutdown (SIGTERM): close 1001 / refuse the pending handshake with 503.
+  void drain();
+  // Immediate close (drain timeout).
+  void abort();
+
+ private:
+  enum class State { ReadingRequest, Filtering, Connecting, UpstreamHandshake, Responding, Bridging, Done };
+
+  static void onClientRead(bufferevent*, void* self);
+  static void onClientEvent(bufferevent*, short what, void* self);
+  static void onClientFlushed(bufferevent*, void* self);
+  static void onUpstreamRead(bufferevent*, void* self);
+  static void onUpstreamEvent(bufferevent*, short what, void* self);
+
+  void onTimeout();
+  void handleRequest();
+  void pickEndpoints();
+
+  // filters::FilterCallbacks
+  void reject(int status, std::string_view message, const http::Headers& extra) override;
+  void resumeHandshake() override;
+  void notify(filters::Side toward, std::string_view notice) override;
+  void ackError(filters::Side toward, const filters::Event& event,
+                std::string_view args_json) override;
+  void close(uint16_t code, std::string_view reason) override;
+  void ping(filters::Side side) override;
+  void pauseReading(filters::Side side, Duration delay) override;
+  std::unique_ptr<filters::FilterCallbacks::Timer> createTimer(std::function<void()> cb) override;
+  const filters::Clock& clock() const override;
+  filters::Attributes& attributes() override { return attributes_; }
+  // Sends a complete HTTP response and closes the client once it is written.
+  void respond(std::string response);
+  void respondError(int status, std::string_view error, const http::Headers& extra = {});
+
+  void connectNext();
+  void onUpstreamConnected();
+  void onUpstreamFailed(const std::string& why);
+  void handleUpstreamResponse();
+  void startRelay(const std::string& protocol);
+  void releaseUpstream();
+  void finish();
+
+  Worker& worker_;
+  SnapshotPtr snapshot_;
+  const ListenerRuntime& listener_;
+  std::string client_ip_;
+  uint16_t client_port_;
+  State state_ = State::ReadingRequest;
+
+  bufferevent* client_ = nullptr;
+  bufferevent* upstream_ = nullptr;
+  http::RequestParser request_parser_;
+  std::unique_ptr<http::ResponseParser> response_parser_;
+  std::unique_ptr<proxy::Timer> timer_;  // handshake / connect deadline
+
+  const config::Route* route_ = nullptr;
+  const ClusterRuntime* cluster_ = nullptr;
+  std::vector<size_t> attempts_;  // endpoint indices still to try, in order
+  size_t endpoint_ = SIZE_MAX;    // the endpoint in use
+  std::string upstream_key_;      // our Sec-WebSocket-Key toward the upstream
+  std::string last_failure_;
+
+  std::unique_ptr<filters::FilterChain> chain_;
+  std::unique_ptr<filters::HandshakeContext> handshake_;
+  http::Headers upstream_headers_;  // added by filters (forwarded claims)
+  filters::Attributes attributes_;
+  std::unique_ptr<proxy::Timer> shape_timers_[2];  // client, upstream
+  int http_status_ = 0;                     // when the session ended with an HTTP answer
+
+  std::unique_ptr<WsRelay> relay_;
+};
+
+}  // namespace wsb::proxy

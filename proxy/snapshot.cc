@@ -1,0 +1,126 @@
+// Snapshot: builds TLS contexts, resolves endpoints and answers route lookups.
+#include "proxy/snapshot.h"
+
+#include <netdb.h>
+
+#include <cstring>
+
+#include "filters/registry.h"
+
+namespace wsb::proxy {
+
+namespace {
+bool resolve(const config::Address& address, Endpoint* out, std::string* error) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* result = nullptr;
+  std::string port = std::to_string(address.port);
+  int rc = getaddrinfo(address.host.c_str(), port.c_str(), &hints, &result);
+  if (rc != 0 || result == nullptr) {
+    *error = "cannot resolve " + address.str() + ": " + gai_strerror(rc);
+    return false;
+  }
+  out->address = address;
+  std::memcpy(&out->sockaddr, result->ai_addr, result->ai_addrlen);
+  out->sockaddr_len = static_cast<socklen_t>(result->ai_addrlen);
+  freeaddrinfo(result);
+  return true;
+}
+
+std::string hostWithoutPort(std::string_view host) {
+  if (!host.empty() && host.front() == '[') {
+    size_t end = host.find(']');
+    return std::string(host.substr(0, end == std::string_view::npos ? host.size() : end + 1));
+  }
+  size_t colon = host.find(':');
+  std::string out(host.substr(0, colon));
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+}  // namespace
+
+std::shared_ptr<const Snapshot> Snapshot::build(config::ConfigPtr config,
+                                                std::vector<std::string>* errors) {
+  auto snap = std::make_shared<Snapshot>();
+  snap->config_ = config;
+  size_t before = errors->size();
+  for (const auto& listener : config->listeners) {
+    ListenerRuntime rt;
+    rt.config = &listener;
+    if (listener.tls()) {
+      std::string error;
+      rt.tls = makeServerContext(listener.tls_cert, listener.tls_key, &error);
+      if (!rt.tls) errors->push_back(listener.pos.str() + ": listener '" + listener.name + "': " + error);
+    }
+    snap->listeners_.push_back(std::move(rt));
+  }
+  for (const auto& [name, cluster] : config->clusters) {
+    ClusterRuntime rt;
+    rt.config = &cluster;
+    for (const auto& address : cluster.endpoints) {
+      Endpoint endpoint;
+      std::string error;
+      if (resolve(address, &endpoint, &error)) {
+        rt.endpoints.push_back(endpoint);
+      } else {
+        errors->push_back(cluster.pos.str() + ": cluster '" + name + "': " + error);
+      }
+    }
+    if (cluster.tls) {
+      std::string error;
+      rt.tls = makeClientContext(cluster.tls_ca, cluster.tls_verify, &error);
+      if (!rt.tls) errors->push_back(cluster.pos.str() + ": cluster '" + name + "': " + error);
+    }
+    snap->clusters_.emplace_back(name, std::move(rt));
+  }
+  std::map<std::string, filters::FactoryPtr> factories;
+  for (const auto& [name, spec] : config->filters) {
+    if (auto factory = filters::buildFactory(spec, errors)) factories[name] = std::move(factory);
+  }
+  for (const auto& route : config->routes) {
+    std::vector<filters::FactoryPtr> chain;
+    for (const auto& name : route.filters) {
+      auto it = factories.find(name);
+      if (it != factories.end()) chain.push_back(it->second);
+    }
+    snap->route_filters_.push_back(std::move(chain));
+  }
+  if (errors->size() != before) return nullptr;
+  return snap;
+}
+
+const ClusterRuntime* Snapshot::cluster(const std::string& name) const {
+  for (const auto& [n, rt] : clusters_) {
+    if (n == name) return &rt;
+  }
+  return nullptr;
+}
+
+const std::vector<filters::FactoryPtr>& Snapshot::filtersOf(const config::Route& route) const {
+  size_t index = static_cast<size_t>(&route - config_->routes.data());
+  return route_filters_.at(index);
+}
+
+const config::Route* Snapshot::route(std::string_view listener, std::string_view host,
+                                     std::string_view path) const {
+  std::string bare_host = hostWithoutPort(host);
+  const config::Route* best = nullptr;
+  size_t best_len = 0;
+  bool best_has_host = false;
+  for (const auto& route : config_->routes) {
+    if (route.listener != listener) continue;
+    if (path.substr(0, route.path.size()) != route.path) continue;
+    bool has_host = route.host.has_value();
+    if (has_host && hostWithoutPort(*route.host) != bare_host) continue;
+    size_t len = route.path.size();
+    if (best == nullptr || len > best_len || (len == best_len && has_host && !best_has_host)) {
+      best = &route;
+      best_len = len;
+      best_has_host = has_host;
+    }
+  }
+  return best;
+}
+
+}  // namespace wsb::proxy

@@ -1,0 +1,60 @@
+// A running configuration: the loaded Config plus what is built from it once (TLS contexts,
+// resolved endpoints, the route table), shared read-only by every worker.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.h"
+#include "filters/filter.h"
+#include "proxy/tls.h"
+
+namespace wsb::proxy {
+
+struct Endpoint {
+  config::Address address;
+  sockaddr_storage sockaddr{};
+  socklen_t sockaddr_len = 0;
+};
+
+struct ClusterRuntime {
+  const config::Cluster* config = nullptr;
+  std::vector<Endpoint> endpoints;
+  SslCtxPtr tls;  // set when the cluster speaks TLS
+};
+
+struct ListenerRuntime {
+  const config::Listener* config = nullptr;
+  SslCtxPtr tls;  // set for wss listeners
+};
+
+class Snapshot {
+ public:
+  // Builds everything the config names; on failure returns null and fills `errors`.
+  static std::shared_ptr<const Snapshot> build(config::ConfigPtr config,
+                                               std::vector<std::string>* errors);
+
+  const config::Config& config() const { return *config_; }
+  const std::vector<ListenerRuntime>& listeners() const { return listeners_; }
+  const ClusterRuntime* cluster(const std::string& name) const;
+  // Longest path prefix among the listener's routes; a route with a matching host wins over one
+  // without at the same length. Null when nothing matches.
+  const config::Route* route(std::string_view listener, std::string_view host,
+                             std::string_view path) const;
+  // The route's filter factories, in the route's order.
+  const std::vector<filters::FactoryPtr>& filtersOf(const config::Route& route) const;
+
+ private:
+  config::ConfigPtr config_;
+  std::vector<ListenerRuntime> listeners_;
+  std::vector<std::pair<std::string, ClusterRuntime>> clusters_;
+  std::vector<std::vector<filters::FactoryPtr>> route_filters_;  // by route index
+};
+
+using SnapshotPtr = std::shared_ptr<const Snapshot>;
+
+}  // namespace wsb::proxy

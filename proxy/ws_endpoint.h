@@ -1,0 +1,134 @@
+// One side of a proxied WebSocket: frames in and out of a bufferevent, whole messages to the
+// owner, pings answered, the closing handshake, and write watermarks for backpressure.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "codec/ws_frame.h"
+#include "proxy/dispatcher.h"
+
+struct bufferevent;
+struct evbuffer;
+
+namespace wsb::proxy {
+
+class MaskSource;
+class WsEndpoint;
+
+// What the bridge that owns two endpoints hears from each. Callbacks never destroy the endpoint
+// synchronously (the owner defers its deletion).
+class WsEndpointOwner {
+ public:
+  virtual ~WsEndpointOwner() = default;
+  // A whole data message. The owner may move the payload's bytes out (evbuffer_add_buffer);
+  // whatever it leaves is discarded.
+  virtual void onWsMessage(WsEndpoint& from, ws::Opcode opcode, evbuffer* payload) = 0;
+  // The peer sent a close frame (code 1005 when it had no code). Answer with sendClose().
+  virtual void onWsCloseFrame(WsEndpoint& from, uint16_t code, std::string_view reason) = 0;
+  // The peer broke the protocol, vanished, or the connection failed. The endpoint has already
+  // sent what it could (a close with `code` for violations); `code_for_other` is what the other
+  // side should be told (1001 or 1011 are typical).
+  virtual void onWsGone(WsEndpoint& from, uint16_t code, std::string_view reason) = 0;
+  // Output fell to the low watermark after having passed the high one.
+  virtual void onWsDrained(WsEndpoint& endpoint) = 0;
+  // The TCP (and TLS) connection is finished; nothing more comes from this endpoint.
+  virtual void onWsClosed(WsEndpoint& endpoint) = 0;
+  virtual void onWsPong(WsEndpoint&, std::string_view /*payload*/) {}
+};
+
+struct WsEndpointOptions {
+  uint64_t max_message = 16u << 20;
+  size_t high_watermark = 1u << 20;    // output bytes beyond which the owner should pause the other side
+  size_t low_watermark = 256u << 10;   // output bytes at which onWsDrained fires
+  size_t read_high_watermark = 256u << 10;  // input bytes libevent buffers before it stops reading
+  Duration close_timeout{5000};        // wait for the peer's close reply, then drop the TCP
+};
+
+class WsEndpoint {
+ public:
+  enum class Side { Client, Upstream };  // Client: we are its server (frames arrive masked)
+
+  WsEndpoint(Dispatcher& dispatcher, bufferevent* bev, Side side, WsEndpointOptions options,
+             MaskSource& masks, WsEndpointOwner& owner);
+  ~WsEndpoint();
+  WsEndpoint(const WsEndpoint&) = delete;
+  WsEndpoint& operator=(const WsEndpoint&) = delete;
+
+  // Starts reading; processes any bytes that arrived with the handshake.
+  void start();
+
+  // Queues a whole message; the payload's bytes are moved out of `payload` (server role) or
+  // masked in place and moved (client role).
+  void sendMessage(ws::Opcode opcode, evbuffer* payload);
+  void sendMessage(ws::Opcode opcode, std::string_view payload);
+  void sendPing(std::string_view payload = {});
+  // Sends a close frame (once). When the peer's close already arrived, the TCP connection is
+  // closed as soon as the output is flushed; otherwise after its reply or close_timeout.
+  void sendClose(uint16_t code, std::string_view reason);
+  // Drops the connection at once (after a best-effort flush of what is queued).
+  void abort();
+
+  // Reading stops while any reason holds it: backpressure from the other side, or shaping.
+  enum PauseReason : uint8_t { kBackpressure = 1, kShaping = 2 };
+  void pauseReading(PauseReason reason = kBackpressure);
+  void resumeReading(PauseReason reason = kBackpressure);
+
+  bool congested() const;            // output above the high watermark
+  size_t outputSize() const;
+  bool closeSent() const { return close_sent_; }
+  bool closeReceived() const { return close_received_; }
+  bool open() const { return !close_sent_ && !close_received_ && !gone_; }
+  bool finished() const { return finished_; }
+  Side side() const { return side_; }
+  uint64_t messagesIn() const { return messages_in_; }
+  uint64_t bytesIn() const { return bytes_in_; }
+  uint64_t messagesOut() const { return messages_out_; }
+  uint64_t bytesOut() const { return bytes_out_; }
+
+  // FrameParser sink (public because the parser calls it; not for other users).
+  void onMessageBegin(ws::Opcode opcode);
+  void onMessageData(const uint8_t* data, size_t len);
+  bool onMessageEnd();
+  bool onControl(ws::Opcode opcode, const uint8_t* payload, size_t len);
+
+ private:
+  static void onRead(bufferevent* bev, void* self);
+  static void onWrite(bufferevent* bev, void* self);
+  static void onEvent(bufferevent* bev, short what, void* self);
+
+  void process();
+  template <typename Parser>
+  void processWith(Parser& parser);
+  void writeHeader(ws::Opcode opcode, uint64_t len, uint8_t* mask_out);
+  void protocolError(uint16_t code, std::string_view reason);
+  void finish();  // TCP done: tell the owner once
+  void closeWhenFlushed();
+
+  Dispatcher& dispatcher_;
+  bufferevent* bev_;
+  Side side_;
+  WsEndpointOptions options_;
+  MaskSource& masks_;
+  WsEndpointOwner& owner_;
+  std::variant<ws::FrameParser<ws::Role::Server>, ws::FrameParser<ws::Role::Client>> parser_;
+  evbuffer* message_;  // the data message being assembled
+  ws::Opcode message_opcode_ = ws::Opcode::Binary;
+  std::unique_ptr<Timer> close_timer_;  // only while closing
+
+  uint8_t paused_ = 0;  // PauseReason bits
+  bool processing_ = false;
+  bool congested_ = false;
+  bool close_sent_ = false;
+  bool close_received_ = false;
+  bool closing_after_flush_ = false;
+  bool gone_ = false;
+  bool finished_ = false;
+
+  uint64_t messages_in_ = 0, bytes_in_ = 0, messages_out_ = 0, bytes_out_ = 0;
+};
+
+}  // namespace wsb::proxy

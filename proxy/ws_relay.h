@@ -1,0 +1,64 @@
+// The relay bridge: two WebSocket endpoints, messages forwarded both ways, close frames carried
+// end to end, backpressure by pausing the side whose peer does not drain.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "filters/chain.h"
+#include "proxy/ws_endpoint.h"
+
+namespace wsb::proxy {
+
+class WsRelay : public WsEndpointOwner {
+ public:
+  // Takes ownership of both bufferevents (already past the HTTP handshake). `on_done` runs once
+  // when both sides are closed; it must defer the relay's destruction.
+  WsRelay(Dispatcher& dispatcher, MaskSource& masks, bufferevent* client, bufferevent* upstream,
+          const WsEndpointOptions& options, filters::FilterChain* chain,
+          std::function<void()> on_done);
+
+  void start();
+  // Graceful shutdown: close 1001 to both sides.
+  void drain(std::string_view reason);
+
+  WsEndpoint& client() { return *client_; }
+  WsEndpoint& upstream() { return *upstream_; }
+  WsEndpoint& endpoint(filters::Side side) {
+    return side == filters::Side::Client ? *client_ : *upstream_;
+  }
+  // How the connection ended: the first close frame or failure, and who caused it.
+  const filters::CloseInfo& closeInfo() const { return close_info_; }
+  // Records a close decided by wsbridge itself (a filter, a drain) before it is sent.
+  void noteClose(uint16_t code, std::string_view reason, const char* by);
+
+ private:
+  WsEndpoint& peer(WsEndpoint& e) { return &e == client_.get() ? *upstream_ : *client_; }
+  bool usable(const WsEndpoint& e) const { return !e.finished(); }
+
+  void onWsMessage(WsEndpoint& from, ws::Opcode opcode, evbuffer* payload) override;
+  void onWsCloseFrame(WsEndpoint& from, uint16_t code, std::string_view reason) override;
+  void onWsGone(WsEndpoint& from, uint16_t code, std::string_view reason) override;
+  void onWsDrained(WsEndpoint& endpoint) override;
+  void onWsClosed(WsEndpoint& endpoint) override;
+  void onWsPong(WsEndpoint& endpoint, std::string_view payload) override;
+
+  // A close frame that came from one side and waits for the other side's answer.
+  struct PendingClose {
+    uint16_t code = 0;
+    std::string reason;
+  };
+  PendingClose& pending(WsEndpoint& e) { return &e == client_.get() ? client_close_ : upstream_close_; }
+
+  std::unique_ptr<WsEndpoint> client_;
+  std::unique_ptr<WsEndpoint> upstream_;
+  PendingClose client_close_;
+  PendingClose upstream_close_;
+  filters::FilterChain* chain_;  // null or empty: messages pass untouched
+  filters::CloseInfo close_info_;
+  std::function<void()> on_done_;
+  bool done_ = false;
+};
+
+}  // namespace wsb::proxy

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds wsbridge three ways and runs every test:
+#   1. ASan+UBSan build: unit tests, fuzz corpus replays and end-to-end tests;
+#   2. clang libFuzzer build: a short run of every fuzz target;
+#   3. release build with -Werror: the whole suite (its ctest summary is printed last).
+# Usage: scripts/test.sh [--quick]   (--quick: only step 3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+jobs=$(nproc 2>/dev/null || echo 2)
+fuzz_seconds=${WSB_FUZZ_SECONDS:-20}
+
+scripts/install-deps.sh
+
+configure() {  # dir, extra cmake args...
+  local dir=$1
+  shift
+  cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWSBRIDGE_WERROR=ON "$@" >/dev/null
+}
+
+if [ $quick = 0 ]; then
+  echo "== ASan+UBSan build"
+  configure build-asan -DWSBRIDGE_SANITIZE=ON
+  cmake --build build-asan -j"$jobs"
+  echo "== ASan+UBSan tests"
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+     ctest -j"$jobs" --output-on-failure -LE heavy) | tail -n 25
+
+  if command -v clang++ >/dev/null; then
+    echo "== libFuzzer targets (${fuzz_seconds}s each)"
+    CC=clang CXX=clang++ configure build-fuzz -DWSBRIDGE_FUZZ=ON -DWSBRIDGE_E2E=OFF
+    cmake --build build-fuzz -j"$jobs" --target $(cd build-fuzz && ninja -t targets all | grep -o '^[a-z0-9_]*_fuzz:' | tr -d ':' | sort -u | tr '\n' ' ')
+    for fuzzer in build-fuzz/tests/fuzz/*_fuzz; do
+      name=$(basename "$fuzzer" _fuzz)
+      work=$(mktemp -d)
+      cp -r tests/fuzz/corpus/"$name"/. "$work"/ 2>/dev/null || true
+      "$fuzzer" -max_total_time="$fuzz_seconds" -print_final_stats=0 "$work" >"$work/log" 2>&1 || {
+        tail -n 40 "$work/log"
+        echo "fuzzer $name failed"
+        exit 1
+      }
+      echo "fuzz $name: $(grep -o 'stat::number_of_executed_units: [0-9]*' "$work/log" || grep -o '#[0-9]* *DONE.*' "$work/log" | tail -1 || echo ok)"
+      rm -rf "$work"
+    done
+  fi
+fi
+
+echo "== release build (-Werror)"
+configure build
+cmake --build build -j"$jobs"
+echo "== tests"
+cd build
+ctest -j"$jobs" --output-on-failure
