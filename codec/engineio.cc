@@ -125,8 +125,7 @@ bool bytesForUtf16Units(std::string_view text, size_t units, size_t* bytes) {
   return true;
 }
 
-DecodeError decodeV4Payload(std::string_view body, std::vector<Packet>& out,
-                            std::string& storage) {
+DecodeError decodeV4Payload(std::string_view body, std::vector<Packet>& out, std::string& storage) {
   // As the ref impl: split on \x1e, so an empty body is one empty (invalid) packet.
   size_t pos = 0;
   while (true) {
@@ -255,26 +254,32 @@ size_t endOfJsonString(std::string_view json, size_t start) {
 
 const char* describe(DecodeError error) {
   switch (error) {
-    case DecodeError::None: return "ok";
-    case DecodeError::Empty: return "empty packet";
-    case DecodeError::UnknownType: return "unknown packet type";
-    case DecodeError::InvalidBase64: return "invalid base64";
-    case DecodeError::InvalidLength: return "invalid payload length";
-    case DecodeError::InvalidUtf8: return "invalid UTF-8";
-    case DecodeError::TooLarge: return "payload too large";
+    case DecodeError::None:
+      return "ok";
+    case DecodeError::Empty:
+      return "empty packet";
+    case DecodeError::UnknownType:
+      return "unknown packet type";
+    case DecodeError::InvalidBase64:
+      return "invalid base64";
+    case DecodeError::InvalidLength:
+      return "invalid payload length";
+    case DecodeError::InvalidUtf8:
+      return "invalid UTF-8";
+    case DecodeError::TooLarge:
+      return "payload too large";
   }
   return "unknown error";
 }
 
-DecodeError decodeText(Version version, std::string_view text, Packet* out,
-                       std::string* storage) {
+DecodeError decodeText(Version version, std::string_view text, Packet* out, std::string* storage) {
   storage->clear();
   storage->reserve(text.size());
   return decodeTextInto(version, text, out, *storage);
 }
 
-DecodeError decodeFrame(Version version, bool binary_frame, std::string_view payload,
-                        Packet* out, std::string* storage) {
+DecodeError decodeFrame(Version version, bool binary_frame, std::string_view payload, Packet* out,
+                        std::string* storage) {
   if (!binary_frame) return decodeText(version, payload, out, storage);
   out->binary = true;
   if (version == Version::V4) {
@@ -491,8 +496,7 @@ void appendBase64(std::string& out, std::string_view bytes) {
 
 bool decodeBase64(std::string_view text, std::string& out) {
   size_t padding = 0;
-  while (padding < 2 && padding < text.size() && text[text.size() - 1 - padding] == '=')
-    ++padding;
+  while (padding < 2 && padding < text.size() && text[text.size() - 1 - padding] == '=') ++padding;
   if (padding > 0 && text.size() % 4 != 0) return false;
   text.remove_suffix(padding);
   if (text.size() % 4 == 1) return false;

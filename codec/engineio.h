@@ -109,9 +109,9 @@ size_t utf16Length(std::string_view utf8);
 // The JSON of an OPEN packet ("0{...}"), in the key order engine.io writes it.
 struct Handshake {
   std::string sid;
-  std::vector<std::string> upgrades;  // ["websocket"] over polling, [] over websocket
-  uint64_t ping_interval = 25000;     // ms
-  uint64_t ping_timeout = 20000;      // ms
+  std::vector<std::string> upgrades;              // ["websocket"] over polling, [] over websocket
+  uint64_t ping_interval = 25000;                 // ms
+  uint64_t ping_timeout = 20000;                  // ms
   std::optional<uint64_t> max_payload = 1000000;  // bytes; engine.io 3.x servers leave it out
 };
 
@@ -159,7 +159,8 @@ std::string errorBody(const ServerError& error, std::string_view message = {});
 // Status for a polling POST whose body was over maxPayload (the session is kept).
 inline constexpr int kPayloadTooLargeStatus = 413;
 
-// ---- Base64 (standard alphabet, as Node's Buffer writes it) --------------------------------------
+// ---- Base64 (standard alphabet, as Node's Buffer writes it)
+// --------------------------------------
 
 void appendBase64(std::string& out, std::string_view bytes);
 // Accepts the standard and URL-safe alphabets, with or without '=' padding. False otherwise.

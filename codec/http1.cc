@@ -6,6 +6,7 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <climits>
 
@@ -27,9 +28,21 @@ std::string_view trimOws(std::string_view text) {
 
 // RFC 9110 5.6.2 tchar. The system http-parser is built lenient and takes spaces in field names;
 // "Content-Length : 5" must not reach anything that reads it differently (RFC 9112 5.1).
-bool isTokenChar(char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+constexpr auto kTokenChars = [] {
+  std::array<bool, 256> table{};
+  for (int c = '0'; c <= '9'; ++c) table[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) table[c] = table[c - 'a' + 'A'] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) table[static_cast<unsigned char>(c)] = true;
+  return table;
+}();
+
+bool isTokenChar(char c) { return kTokenChars[static_cast<unsigned char>(c)]; }
+
+// RFC 9110 5.5: field values and reason phrases are HTAB, SP, VCHAR and obs-text. http-parser
+// lets some controls through (a NUL at the start of a value, any in a reason phrase).
+bool isControl(char c) {
+  auto byte = static_cast<unsigned char>(c);
+  return (byte < 0x20 && c != '\t') || byte == 0x7f;
 }
 
 int hexValue(char c) {
@@ -107,6 +120,7 @@ struct Core {
   Headers* headers = nullptr;
   std::string* body = nullptr;
   size_t header_bytes = 0;  // bytes fed while the header section was still open
+  size_t header_count = 0;  // header fields seen, kept or not
   bool headers_done = false;
   bool message_done = false;
   bool in_value = false;  // the last header callback was a value: the next field starts a header
@@ -120,6 +134,7 @@ struct Core {
     header_bytes = 0;
     headers_done = false;
     message_done = false;
+    header_count = 0;
     in_value = false;
     body_allowed = true;
     error_status = 0;
@@ -131,6 +146,8 @@ struct Core {
     error_reason = reason;
     return -1;
   }
+
+  bool storing() const { return header_count <= limits.max_headers; }
 
   // Values may arrive in pieces; OWS around them is not part of the value (RFC 9110 5.5).
   void finishHeader() {
@@ -148,27 +165,32 @@ struct Core {
 
 Core& coreOf(http_parser* parser) { return *static_cast<Core*>(parser->data); }
 
+// Header-level checks (version, count) wait for the end of the header section: a data callback
+// fires wherever the input happened to be split, so checking earlier would make the answer to a
+// request with two faults depend on the split. Memory stays bounded: extra headers are not kept.
 int onHeaderField(http_parser* parser, const char* at, size_t len) {
   Core& core = coreOf(parser);
-  if (core.in_value || core.headers->empty()) {
-    // Checked at the first header too, so a long header section still gets 505 rather than 431.
-    if (core.headers->empty() && !core.versionSupported())
-      return core.fail(505, "HTTP version not supported");
+  if (core.in_value || core.header_count == 0) {
     core.finishHeader();
-    if (core.headers->size() >= core.limits.max_headers) return core.fail(431, "too many headers");
-    if (core.headers->empty()) core.headers->reserve(16);
-    core.headers->emplace_back();
+    ++core.header_count;
+    if (core.storing()) {
+      if (core.headers->empty()) core.headers->reserve(16);
+      core.headers->emplace_back();
+    }
     core.in_value = false;
   }
   if (!std::all_of(at, at + len, isTokenChar))
     return core.fail(400, "invalid character in header name");
-  core.headers->back().name.append(at, len);
+  if (core.storing()) core.headers->back().name.append(at, len);
   return 0;
 }
 
 int onHeaderValue(http_parser* parser, const char* at, size_t len) {
   Core& core = coreOf(parser);
   core.in_value = true;
+  if (std::any_of(at, at + len, isControl))
+    return core.fail(400, "invalid character in header value");
+  if (!core.storing()) return 0;
   std::string& value = core.headers->back().value;
   if (value.empty()) {
     while (len > 0 && isOws(*at)) ++at, --len;
@@ -181,6 +203,7 @@ int onHeaderValue(http_parser* parser, const char* at, size_t len) {
 int finishHeaders(Core& core) {
   core.headers_done = true;
   if (!core.versionSupported()) return core.fail(505, "HTTP version not supported");
+  if (core.header_count > core.limits.max_headers) return core.fail(431, "too many headers");
   core.finishHeader();
   if (!core.body_allowed) return 1;
   uint64_t length = core.parser.content_length;
@@ -214,6 +237,10 @@ size_t execute(Core& core, const http_parser_settings& settings, const char* dat
     size_t chunk = len - total;
     bool counting = !core.headers_done;
     if (counting) chunk = std::min(chunk, core.limits.max_header_bytes - core.header_bytes);
+    if (chunk == 0) {  // max_header_bytes 0; a zero-length execute would mean EOF
+      core.fail(431, "header section too large");
+      break;
+    }
     size_t n = http_parser_execute(&core.parser, &settings, data + total, chunk);
     total += n;
     if (counting) core.header_bytes += n;
@@ -352,8 +379,6 @@ bool Request::cookie(std::string_view name, std::string* value) const {
 struct RequestParser::Impl : Core {
   RequestParser* owner = nullptr;
 
-  static int onMessageBegin(http_parser*) { return 0; }
-
   static int onUrl(http_parser* parser, const char* at, size_t len) {
     static_cast<Impl&>(coreOf(parser)).owner->request_.target.append(at, len);
     return 0;
@@ -376,7 +401,7 @@ struct RequestParser::Impl : Core {
 
   static const http_parser_settings& settings() {
     static const http_parser_settings kSettings = {
-        .on_message_begin = onMessageBegin,
+        .on_message_begin = nullptr,
         .on_url = onUrl,
         .on_status = nullptr,
         .on_header_field = onHeaderField,
@@ -431,10 +456,11 @@ struct ResponseParser::Impl : Core {
   ResponseParser* owner = nullptr;
   bool expect_no_body = false;
 
-  static int onMessageBegin(http_parser*) { return 0; }
-
   static int onStatus(http_parser* parser, const char* at, size_t len) {
-    static_cast<Impl&>(coreOf(parser)).owner->response_.reason.append(at, len);
+    Impl& impl = static_cast<Impl&>(coreOf(parser));
+    if (std::any_of(at, at + len, isControl))
+      return impl.fail(400, "invalid character in reason phrase");
+    impl.owner->response_.reason.append(at, len);
     return 0;
   }
 
@@ -444,6 +470,8 @@ struct ResponseParser::Impl : Core {
     response.status = static_cast<int>(parser->status_code);
     response.version_minor = parser->http_minor;
     int status = response.status;
+    // http-parser reads "20" as a status; RFC 9112 4 wants three digits.
+    if (status < 100) return impl.fail(400, "invalid status code");
     // RFC 9112 6.3: 1xx, 204 and 304 never have a body, whatever the headers claim.
     impl.body_allowed = !(impl.expect_no_body || status < 200 || status == 204 || status == 304);
     return finishHeaders(impl);
@@ -451,7 +479,7 @@ struct ResponseParser::Impl : Core {
 
   static const http_parser_settings& settings() {
     static const http_parser_settings kSettings = {
-        .on_message_begin = onMessageBegin,
+        .on_message_begin = nullptr,
         .on_url = nullptr,
         .on_status = onStatus,
         .on_header_field = onHeaderField,
@@ -694,13 +722,27 @@ std::string jsonEscape(std::string_view text) {
   for (char c : text) {
     auto byte = static_cast<unsigned char>(c);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         if (byte < 0x20) {
           out += "\\u00";

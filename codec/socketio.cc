@@ -42,11 +42,21 @@ bool jsonStringEquals(std::string_view raw, bool escaped, std::string_view ascii
     if (c == '\\') {
       char e = raw[++i];  // the scanner guaranteed a complete escape
       switch (e) {
-        case 'b': c = '\b'; break;
-        case 'f': c = '\f'; break;
-        case 'n': c = '\n'; break;
-        case 'r': c = '\r'; break;
-        case 't': c = '\t'; break;
+        case 'b':
+          c = '\b';
+          break;
+        case 'f':
+          c = '\f';
+          break;
+        case 'n':
+          c = '\n';
+          break;
+        case 'r':
+          c = '\r';
+          break;
+        case 't':
+          c = '\t';
+          break;
         case 'u': {
           int unit = hexValue(raw[i + 1]) << 12 | hexValue(raw[i + 2]) << 8 |
                      hexValue(raw[i + 3]) << 4 | hexValue(raw[i + 4]);
@@ -55,7 +65,9 @@ bool jsonStringEquals(std::string_view raw, bool escaped, std::string_view ascii
           c = static_cast<char>(unit);
           break;
         }
-        default: c = e; break;  // " \ /
+        default:
+          c = e;
+          break;  // " \ /
       }
     }
     if (c != ascii[j]) return false;
@@ -440,15 +452,24 @@ void appendPercentDecoded(std::string& out, std::string_view text) {
 
 const char* describe(DecodeError error) {
   switch (error) {
-    case DecodeError::None: return "ok";
-    case DecodeError::UnknownType: return "unknown packet type";
-    case DecodeError::IllegalAttachments: return "Illegal attachments";
-    case DecodeError::TooManyAttachments: return "too many attachments";
-    case DecodeError::InvalidAckId: return "invalid ack id";
-    case DecodeError::InvalidJson: return "invalid payload (not JSON)";
-    case DecodeError::InvalidPayload: return "invalid payload";
-    case DecodeError::UnexpectedText: return "got plaintext data when reconstructing a packet";
-    case DecodeError::UnexpectedBinary: return "got binary data when not reconstructing a packet";
+    case DecodeError::None:
+      return "ok";
+    case DecodeError::UnknownType:
+      return "unknown packet type";
+    case DecodeError::IllegalAttachments:
+      return "Illegal attachments";
+    case DecodeError::TooManyAttachments:
+      return "too many attachments";
+    case DecodeError::InvalidAckId:
+      return "invalid ack id";
+    case DecodeError::InvalidJson:
+      return "invalid payload (not JSON)";
+    case DecodeError::InvalidPayload:
+      return "invalid payload";
+    case DecodeError::UnexpectedText:
+      return "got plaintext data when reconstructing a packet";
+    case DecodeError::UnexpectedBinary:
+      return "got binary data when not reconstructing a packet";
   }
   return "unknown error";
 }
@@ -534,8 +555,7 @@ std::optional<std::string_view> eventName(const Packet& packet, JsonReader& read
   simdjson::ondemand::document doc;
   simdjson::ondemand::array array;
   std::string_view name;
-  if (reader.iterate(packet.data, packet.slack).get(doc) || doc.get_array().get(array))
-    return {};
+  if (reader.iterate(packet.data, packet.slack).get(doc) || doc.get_array().get(array)) return {};
   for (auto element : array) {
     if (element.get_string().get(name)) return {};
     return name;
@@ -553,7 +573,8 @@ std::optional<std::string_view> connectErrorMessage(const Packet& packet, JsonRe
     return message;
   }
   simdjson::ondemand::object object;
-  if (doc.get_object().get(object) || object.find_field_unordered("message").get_string().get(message))
+  if (doc.get_object().get(object) ||
+      object.find_field_unordered("message").get_string().get(message))
     return {};
   return message;
 }
@@ -705,13 +726,27 @@ void appendJsonString(std::string& out, std::string_view utf8) {
     run = i + 1;
     out += '\\';
     switch (c) {
-      case '"': out += '"'; break;
-      case '\\': out += '\\'; break;
-      case '\b': out += 'b'; break;
-      case '\f': out += 'f'; break;
-      case '\n': out += 'n'; break;
-      case '\r': out += 'r'; break;
-      case '\t': out += 't'; break;
+      case '"':
+        out += '"';
+        break;
+      case '\\':
+        out += '\\';
+        break;
+      case '\b':
+        out += 'b';
+        break;
+      case '\f':
+        out += 'f';
+        break;
+      case '\n':
+        out += 'n';
+        break;
+      case '\r':
+        out += 'r';
+        break;
+      case '\t':
+        out += 't';
+        break;
       default:
         out += "u00";
         out += kHex[c >> 4];

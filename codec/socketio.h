@@ -105,7 +105,8 @@ struct DecodeOptions {
 // apply to v4 clients too: a v5 upstream would drop the connection on what v4 let through.
 DecodeError decodePacket(std::string_view text, Packet* out, const DecodeOptions& options = {});
 
-// ---- Lazy access with simdjson -------------------------------------------------------------------
+// ---- Lazy access with simdjson
+// -------------------------------------------------------------------
 
 // simdjson On-Demand over JSON that may lack simdjson's padding: parsed in place when the caller
 // vouches for SIMDJSON_PADDING readable bytes after it, else from a copy in a buffer reused

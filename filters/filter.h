@@ -75,6 +75,9 @@ struct Message {
   Direction direction;
   ws::Opcode opcode;
   std::string_view payload;  // contiguous view; valid during the hook only
+  // True when the bridge passes this same message to onEvent next (the raw side of a
+  // translating route): filters that count or charge per message do it there, once.
+  bool event_follows = false;
 };
 
 // A Socket.IO event (pass-through and translating routes).

@@ -12,6 +12,10 @@
 #include <algorithm>
 #include <functional>
 
+#include "codec/engineio.h"
+#include "proxy/eio_relay.h"
+#include "proxy/notice_box.h"
+#include "proxy/sio_inspector.h"
 #include "proxy/worker.h"
 #include "proxy/ws_relay.h"
 
@@ -19,7 +23,8 @@ namespace wsb::proxy {
 
 namespace {
 constexpr Duration kClientHandshakeTimeout{10000};
-constexpr size_t kHandshakeReadLimit = 64 * 1024;
+constexpr size_t kHandshakeReadLimit = 2 * 1024 * 1024;  // polling POST bodies
+constexpr Duration kKeepAliveTimeout{60000};
 
 // Request headers that describe this hop only and are never forwarded upstream.
 bool isHopByHop(std::string_view name) {
@@ -65,7 +70,7 @@ Session::Session(Worker& worker, SnapshotPtr snapshot, const ListenerRuntime& li
 }
 
 Session::~Session() {
-  relay_.reset();
+  bridge_.reset();
   if (client_ != nullptr) bufferevent_free(client_);
   releaseUpstream();
 }
@@ -82,7 +87,11 @@ void Session::start() {
 void Session::onTimeout() {
   switch (state_) {
     case State::ReadingRequest:
-      respondError(408, "handshake timeout");
+      if (requests_served_ > 0 && evbuffer_get_length(bufferevent_get_input(client_)) == 0) {
+        finish();  // an idle keep-alive connection just ends
+      } else {
+        respondError(408, "handshake timeout");
+      }
       break;
     case State::Connecting:
     case State::UpstreamHandshake:
@@ -107,7 +116,7 @@ void Session::drain() {
       respondError(503, "shutting down");
       break;
     case State::Bridging:
-      relay_->drain("server shutting down");
+      bridge_->drain("server shutting down");
       break;
     case State::Responding:
     case State::Done:
@@ -122,8 +131,8 @@ void Session::finish() {
   state_ = State::Done;
   if (chain_) {
     filters::CloseInfo info;
-    if (relay_) {
-      info = relay_->closeInfo();
+    if (bridge_) {
+      info = bridge_->closeInfo();
     } else {
       info.code = static_cast<uint16_t>(http_status_);
       info.closed_by = "wsbridge";
@@ -178,27 +187,106 @@ void Session::handleRequest() {
     respondError(404, "no route", {});
     return;
   }
-  if (!http::isWebSocketUpgrade(req)) {
-    respondError(426, "websocket upgrade required", {{"Upgrade", "websocket"}});
-    return;
-  }
-  http::UpgradeCheck check = http::checkWebSocketUpgrade(req);
-  if (!check.ok()) {
-    http::Headers extra;
-    if (check.status == 426) extra.push_back({"Sec-WebSocket-Version", "13"});
-    respondError(check.status, check.reason, extra);
-    return;
+  bool socketio = route_->downstream == config::Protocol::SocketIO;
+  if (socketio) {
+    if (!checkSocketIoRequest()) return;
+  } else {
+    if (!http::isWebSocketUpgrade(req)) {
+      respondError(426, "websocket upgrade required", {{"Upgrade", "websocket"}});
+      return;
+    }
+    http::UpgradeCheck check = http::checkWebSocketUpgrade(req);
+    if (!check.ok()) {
+      http::Headers extra;
+      if (check.status == 426) extra.push_back({"Sec-WebSocket-Version", "13"});
+      respondError(check.status, check.reason, extra);
+      return;
+    }
   }
   const auto& factories = snapshot_->filtersOf(*route_);
   if (!factories.empty()) {
     chain_ = std::make_unique<filters::FilterChain>(factories, *this);
     handshake_ = std::make_unique<filters::HandshakeContext>(
-        filters::HandshakeContext{req, client_ip_, *route_, upstream_headers_, false, {}});
+        filters::HandshakeContext{req, client_ip_, *route_, upstream_headers_, socketio, {}});
     bufferevent_disable(client_, EV_READ);
     state_ = State::Filtering;
-    if (chain_->runHandshake(*handshake_) == filters::Status::Stop) return;  // rejected or waiting
+    // A request of an existing Socket.IO session (signed sid) was admitted at its handshake.
+    if (!sticky_endpoint_ && chain_->runHandshake(*handshake_) == filters::Status::Stop) {
+      return;  // rejected, or waiting for the filter to resume
+    }
   }
   pickEndpoints();
+}
+
+void Session::eioError(int code, int status, std::string_view message) {
+  eio::ServerError error{code, status, message};
+  spdlog::debug("{}:{}: {} {} -> {} {}", client_ip_, client_port_,
+                request_parser_.request().method, request_parser_.request().target, status, message);
+  respond(http::errorResponse(status, eio::errorBody(error)));
+}
+
+bool Session::checkSocketIoRequest() {
+  namespace err = eio::server_error;
+  const http::Request& req = request_parser_.request();
+  std::string eio_version, transport, sid;
+  req.queryParam("EIO", &eio_version);
+  req.queryParam("transport", &transport);
+  bool has_sid = req.queryParam("sid", &sid);
+  bool upgrade = http::isWebSocketUpgrade(req);
+  auto fail = [this](const eio::ServerError& e) {
+    eioError(e.code, e.status, e.message);
+    return false;
+  };
+
+  if (req.method == "OPTIONS") {  // CORS preflight: the upstream answers it
+    mode_ = Mode::EioPolling;
+    return true;
+  }
+  config::Transport wanted;
+  if (transport == "polling") {
+    wanted = config::Transport::Polling;
+  } else if (transport == "websocket") {
+    wanted = config::Transport::WebSocket;
+  } else {
+    return fail(err::kTransportUnknown);
+  }
+  if (std::find(route_->transports.begin(), route_->transports.end(), wanted) ==
+      route_->transports.end()) {
+    return fail(err::kTransportUnknown);
+  }
+  cluster_ = snapshot_->cluster(route_->cluster);
+  if (has_sid) {
+    auto opened = snapshot_->signerOf(*route_).open(sid);
+    if (!opened || cluster_ == nullptr) return fail(err::kSessionIdUnknown);
+    for (size_t i = 0; i < cluster_->endpoints.size(); ++i) {
+      if (cluster_->endpoints[i].tag == opened->endpoint_tag) sticky_endpoint_ = i;
+    }
+    if (!sticky_endpoint_) return fail(err::kSessionIdUnknown);
+    client_sid_ = sid;
+    upstream_sid_ = opened->upstream_sid;
+  } else if (req.method != "GET") {
+    return fail(err::kBadHandshakeMethod);
+  }
+  if (wanted == config::Transport::WebSocket && !upgrade) return fail(err::kBadRequest);
+  if (wanted == config::Transport::Polling && upgrade) return fail(err::kBadRequest);
+  if (!has_sid && eio_version != "4") {
+    if (eio_version == "3" && route_->allow_eio3) {
+      respondError(501, "Engine.IO v3 clients are not supported by this wsbridge build yet");
+      return false;
+    }
+    return fail(err::kUnsupportedProtocolVersion);
+  }
+  if (upgrade) {
+    http::UpgradeCheck check = http::checkWebSocketUpgrade(req);
+    if (!check.ok()) {
+      http::Headers extra;
+      if (check.status == 426) extra.push_back({"Sec-WebSocket-Version", "13"});
+      respondError(check.status, check.reason, extra);
+      return false;
+    }
+  }
+  mode_ = upgrade ? Mode::EioWebSocket : Mode::EioPolling;
+  return true;
 }
 
 void Session::resumeHandshake() {
@@ -213,9 +301,17 @@ void Session::pickEndpoints() {
     respond(http::errorResponse(502, jsonError("no upstream available", "cluster", route_->cluster)));
     return;
   }
-  if (route_->downstream != config::Protocol::WebSocket ||
-      cluster_->config->protocol != config::Protocol::WebSocket) {
+  if (route_->downstream != cluster_->config->protocol) {
     respondError(501, "bridge not implemented for this route");
+    return;
+  }
+  attempts_.clear();
+  if (sticky_endpoint_) {
+    // A session lives on one endpoint: no other may be tried.
+    attempts_.push_back(*sticky_endpoint_);
+    bufferevent_disable(client_, EV_READ);
+    state_ = State::Connecting;
+    connectNext();
     return;
   }
 
@@ -280,6 +376,13 @@ void Session::onClientFlushed(bufferevent*, void* self) {
 
 void Session::connectNext() {
   releaseUpstream();
+  if (attempts_.empty() && sticky_endpoint_) {
+    // What a Socket.IO server says of a session it does not know: the client reconnects.
+    spdlog::debug("cluster '{}': session endpoint down ({})", route_->cluster, last_failure_);
+    eioError(eio::server_error::kSessionIdUnknown.code, 400,
+             eio::server_error::kSessionIdUnknown.message);
+    return;
+  }
   if (attempts_.empty()) {
     spdlog::warn("{}:{}: cluster '{}': no endpoint reachable ({})", client_ip_, client_port_,
                  route_->cluster, last_failure_);
@@ -340,7 +443,33 @@ void Session::onUpstreamEvent(bufferevent*, short what, void* self) {
   }
 }
 
+std::string Session::upstreamTarget() {
+  const http::Request& req = request_parser_.request();
+  std::string target = cluster_->config->path ? *cluster_->config->path : req.path;
+  if (req.query.empty()) return target;
+  if (upstream_sid_.empty()) return target + "?" + req.query;
+  // The upstream knows its own sid, not the signed one.
+  std::string query;
+  std::string_view rest = req.query;
+  while (!rest.empty()) {
+    size_t amp = rest.find('&');
+    std::string_view param = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+    if (!query.empty()) query += '&';
+    if (param.substr(0, 4) == "sid=") {
+      query += "sid=" + upstream_sid_;
+    } else {
+      query.append(param);
+    }
+  }
+  return target + "?" + query;
+}
+
 void Session::onUpstreamConnected() {
+  if (mode_ == Mode::EioPolling) {
+    sendPollingRequest();
+    return;
+  }
   const http::Request& req = request_parser_.request();
   const Endpoint& ep = cluster_->endpoints[endpoint_];
   upstream_key_ = http::makeWebSocketKey();
@@ -370,9 +499,7 @@ void Session::onUpstreamConnected() {
   headers.push_back({"X-Forwarded-Proto", listener_.tls ? "https" : "http"});
   for (const auto& h : upstream_headers_) headers.push_back(h);
 
-  std::string target = cluster_->config->path ? *cluster_->config->path : req.path;
-  if (!req.query.empty()) target += "?" + req.query;
-  std::string request = http::serializeRequest("GET", target, headers);
+  std::string request = http::serializeRequest("GET", upstreamTarget(), headers);
   bufferevent_write(upstream_, request.data(), request.size());
   bufferevent_enable(upstream_, EV_READ | EV_WRITE);
   response_parser_ = std::make_unique<http::ResponseParser>();
@@ -386,6 +513,11 @@ void Session::onUpstreamFailed(const std::string& why) {
     last_failure_ = ep.address.str() + ": " + why;
     spdlog::debug("cluster '{}': endpoint {}: {}", route_->cluster, ep.address.str(), why);
     connectNext();
+    return;
+  }
+  if (state_ == State::UpstreamHandshake && sticky_endpoint_) {
+    eioError(eio::server_error::kSessionIdUnknown.code, 400,
+             eio::server_error::kSessionIdUnknown.message);
     return;
   }
   if (state_ == State::UpstreamHandshake) {
@@ -402,7 +534,11 @@ void Session::onUpstreamFailed(const std::string& why) {
 void Session::onUpstreamRead(bufferevent*, void* self) {
   auto* s = static_cast<Session*>(self);
   if (s->state_ != State::UpstreamHandshake) return;
-  s->handleUpstreamResponse();
+  if (s->mode_ == Mode::EioPolling) {
+    s->handlePollingResponse();
+  } else {
+    s->handleUpstreamResponse();
+  }
 }
 
 void Session::handleUpstreamResponse() {
@@ -448,85 +584,112 @@ void Session::handleUpstreamResponse() {
     }
     protocol = *p;
   }
-  startRelay(protocol);
+  onUpstreamUpgraded(protocol);
 }
 
-void Session::startRelay(const std::string& protocol) {
+bufferevent* Session::acceptClient(const std::string& protocol) {
   const http::Request& req = request_parser_.request();
   http::Response res;
   res.status = 101;
   res.headers.push_back({"Upgrade", "websocket"});
   res.headers.push_back({"Connection", "Upgrade"});
-  res.headers.push_back({"Sec-WebSocket-Accept", http::computeAcceptKey(*req.header("sec-websocket-key"))});
+  res.headers.push_back(
+      {"Sec-WebSocket-Accept", http::computeAcceptKey(*req.header("sec-websocket-key"))});
   if (!protocol.empty()) res.headers.push_back({"Sec-WebSocket-Protocol", protocol});
   std::string bytes = http::serializeResponse(res);
   bufferevent_write(client_, bytes.data(), bytes.size());
+  bufferevent* client = client_;
+  client_ = nullptr;
+  return client;
+}
 
+void Session::onUpstreamUpgraded(const std::string& protocol) {
   timer_->cancel();
   state_ = State::Bridging;
   WsEndpointOptions options;
   options.max_message = route_->max_message;
-  bufferevent* client = client_;
   bufferevent* upstream = upstream_;
-  client_ = nullptr;
-  upstream_ = nullptr;  // the relay owns both now; the endpoint count stays until finish()
+  upstream_ = nullptr;  // the bridge owns it now; the endpoint count stays until it is done
   size_t endpoint = endpoint_;
   std::string cluster = route_->cluster;
-  relay_ = std::make_unique<WsRelay>(worker_.dispatcher(), worker_.masks(), client, upstream,
-                                     options, chain_.get(), [this, endpoint, cluster] {
-                                       auto& active = worker_.balance(cluster).active;
-                                       if (endpoint < active.size() && active[endpoint] > 0) {
-                                         active[endpoint]--;
-                                       }
-                                       endpoint_ = SIZE_MAX;
-                                       finish();
-                                     });
-  relay_->start();
+  auto on_done = [this, endpoint, cluster] {
+    auto& active = worker_.balance(cluster).active;
+    if (endpoint < active.size() && active[endpoint] > 0) active[endpoint]--;
+    endpoint_ = SIZE_MAX;
+    finish();
+  };
+  bufferevent* client = acceptClient(protocol);
+  if (mode_ == Mode::EioWebSocket) {
+    EioRelayOptions eio;
+    eio.signer = &snapshot_->signerOf(*route_);
+    eio.endpoint_tag = cluster_->endpoints[endpoint].tag;
+    eio.rewrite_open = upstream_sid_.empty();
+    eio.ping_interval = route_->ping_interval;
+    eio.ping_timeout = route_->ping_timeout;
+    auto relay = std::make_unique<EioRelay>(worker_.dispatcher(), worker_.masks(), client,
+                                            upstream, options, chain_.get(), eio, on_done);
+    EioRelay* r = relay.get();
+    bridge_ = std::move(relay);
+    r->start();
+  } else {
+    auto relay = std::make_unique<WsRelay>(worker_.dispatcher(), worker_.masks(), client,
+                                           upstream, options, chain_.get(), on_done);
+    WsRelay* r = relay.get();
+    bridge_ = std::move(relay);
+    r->start();
+  }
   if (chain_) chain_->onEstablished();
 }
 
 // ---- filters::FilterCallbacks ----
 
 void Session::reject(int status, std::string_view message, const http::Headers& extra) {
-  if (relay_) {
-    close(ws::close_code::kPolicy, message);
+  if (bridge_) {
+    bridge_->close(ws::close_code::kPolicy, message);
     return;
   }
   respondError(status, message, extra);
 }
 
 void Session::notify(filters::Side toward, std::string_view notice) {
-  if (relay_) relay_->endpoint(toward).sendMessage(ws::Opcode::Text, notice);
+  if (bridge_) {
+    bridge_->notify(toward, notice);
+  } else if (mode_ == Mode::EioPolling && toward == filters::Side::Client && !client_sid_.empty()) {
+    postNotice(client_sid_, renderNoticeMessage(notice, "/"));
+  }
 }
 
-void Session::ackError(filters::Side, const filters::Event&, std::string_view) {
-  // A raw relay carries no Socket.IO events, so there is no ack to answer.
+void Session::ackError(filters::Side toward, const filters::Event& event,
+                       std::string_view args_json) {
+  if (bridge_) {
+    bridge_->ackError(toward, event, args_json);
+  } else if (mode_ == Mode::EioPolling && toward == filters::Side::Client && event.ack &&
+             !client_sid_.empty()) {
+    postNotice(client_sid_, renderAckMessage(event.nsp, *event.ack, args_json));
+  }
 }
 
 void Session::close(uint16_t code, std::string_view reason) {
-  if (!relay_) {
+  if (!bridge_) {
     respondError(code == ws::close_code::kTooBig ? 413 : 403, reason);
     return;
   }
-  relay_->noteClose(code, reason, "wsbridge");
-  relay_->client().sendClose(code, reason);
-  relay_->upstream().sendClose(ws::close_code::kGoingAway, reason);
+  bridge_->close(code, reason);
 }
 
 void Session::ping(filters::Side side) {
-  if (relay_) relay_->endpoint(side).sendPing();
+  if (bridge_) bridge_->ping(side);
 }
 
 void Session::pauseReading(filters::Side side, Duration delay) {
-  if (!relay_) return;
-  WsEndpoint& endpoint = relay_->endpoint(side);
+  if (!bridge_) return;
   auto& timer = shape_timers_[side == filters::Side::Client ? 0 : 1];
   if (!timer) {
     timer = std::make_unique<proxy::Timer>(worker_.dispatcher(), [this, side] {
-      if (relay_) relay_->endpoint(side).resumeReading(WsEndpoint::kShaping);
+      if (bridge_) bridge_->resumeReading(side);
     });
   }
-  endpoint.pauseReading(WsEndpoint::kShaping);
+  bridge_->pauseReading(side);
   timer->arm(delay);
 }
 
@@ -547,5 +710,162 @@ std::unique_ptr<filters::FilterCallbacks::Timer> Session::createTimer(std::funct
 }
 
 const filters::Clock& Session::clock() const { return filters::SystemClock::instance(); }
+
+}  // namespace wsb::proxy
+
+// ---- Engine.IO polling pass-through ----
+
+namespace wsb::proxy {
+
+std::string Session::filterPayload(std::string_view body, filters::Direction direction) {
+  std::vector<eio::Packet> packets;
+  std::string storage;
+  if (eio::decodePayload(eio::Version::V4, eio::PayloadFormat::Text, body, SIZE_MAX, packets,
+                         storage) != eio::DecodeError::None) {
+    return std::string(body);  // the receiver judges what it cannot parse
+  }
+  SioInspector inspector(direction);
+  std::vector<eio::Packet> kept;
+  bool dropped = false;
+  for (const auto& packet : packets) {
+    bool keep = true;
+    if (packet.type == eio::PacketType::Message) {
+      keep = packet.binary ? inspector.onBinary() == SioInspector::Verdict::Forward
+                           : inspector.onText(packet.data, *chain_) == SioInspector::Verdict::Forward;
+    }
+    if (keep) {
+      kept.push_back(packet);
+    } else {
+      dropped = true;
+    }
+  }
+  if (!dropped) return std::string(body);
+  std::string out;
+  if (kept.empty()) kept.push_back({eio::PacketType::Noop, false, {}});
+  eio::encodePayload(eio::Version::V4, eio::PayloadFormat::Text, kept, out);
+  return out;
+}
+
+void Session::sendPollingRequest() {
+  const http::Request& req = request_parser_.request();
+  const Endpoint& ep = cluster_->endpoints[endpoint_];
+  std::string body = req.body;
+  if (chain_ && req.method == "POST" && !body.empty()) {
+    body = filterPayload(body, filters::Direction::ToUpstream);
+  }
+  http::Headers headers;
+  const std::string* client_host = req.header("host");
+  headers.push_back({"Host", cluster_->config->host ? *cluster_->config->host
+                             : client_host         ? *client_host
+                                                   : ep.address.str()});
+  std::string xff = client_ip_;
+  for (const auto& h : req.headers) {
+    if (isHopByHop(h.name)) continue;
+    if (http::iequals(h.name, "x-forwarded-for")) {
+      xff = h.value + ", " + client_ip_;
+      continue;
+    }
+    headers.push_back(h);
+  }
+  headers.push_back({"X-Forwarded-For", xff});
+  headers.push_back({"X-Forwarded-Proto", listener_.tls ? "https" : "http"});
+  for (const auto& h : upstream_headers_) headers.push_back(h);
+  if (!body.empty() || req.method == "POST") {
+    headers.push_back({"Content-Length", std::to_string(body.size())});
+  }
+  headers.push_back({"Connection", "close"});
+  std::string request = http::serializeRequest(req.method, upstreamTarget(), headers, body);
+  bufferevent_write(upstream_, request.data(), request.size());
+  bufferevent_enable(upstream_, EV_READ | EV_WRITE);
+  response_parser_ = std::make_unique<http::ResponseParser>();
+  response_parser_->expectNoBody(req.method == "HEAD");
+  state_ = State::UpstreamHandshake;
+  // A polling GET is held by the upstream for up to a ping interval.
+  timer_->arm(route_->ping_interval + route_->ping_timeout + Duration(5000));
+}
+
+void Session::handlePollingResponse() {
+  evbuffer* in = bufferevent_get_input(upstream_);
+  size_t len = evbuffer_get_length(in);
+  const char* data = reinterpret_cast<const char*>(evbuffer_pullup(in, -1));
+  size_t consumed = response_parser_->feed(data, len);
+  evbuffer_drain(in, consumed);
+  if (response_parser_->state() == http::ParseState::NeedMore) return;
+  if (response_parser_->state() == http::ParseState::Error) {
+    onUpstreamFailed("sent an invalid HTTP response: " + response_parser_->errorReason());
+    return;
+  }
+  const http::Request& req = request_parser_.request();
+  http::Response& res = response_parser_->response();
+  std::string body = std::move(res.body);
+  if (res.status == 200 && req.method == "GET") {
+    if (client_sid_.empty() && !body.empty() && body[0] == '0') {
+      // The handshake: the client gets a sid that names this endpoint, signed.
+      size_t end = body.find('\x1e');
+      std::string_view open = std::string_view(body).substr(1, end == std::string::npos ? end : end - 1);
+      eio::Handshake handshake;
+      std::string rewritten;
+      if (eio::parseHandshake(open, &handshake) &&
+          eio::replaceSid(open, snapshot_->signerOf(*route_).sign(
+                                    handshake.sid, cluster_->endpoints[endpoint_].tag),
+                          &rewritten)) {
+        body = "0" + rewritten + (end == std::string::npos ? std::string() : body.substr(end));
+      }
+    } else if (!client_sid_.empty()) {
+      if (chain_) body = filterPayload(body, filters::Direction::ToClient);
+      for (std::string& notice : takeNotices(client_sid_)) {
+        body += '\x1e';
+        body += "4" + notice;
+      }
+    }
+  }
+  http::Response out;
+  out.status = res.status;
+  out.reason = res.reason;
+  for (auto& h : res.headers) {
+    if (http::iequals(h.name, "connection") || http::iequals(h.name, "transfer-encoding") ||
+        http::iequals(h.name, "content-length") || http::iequals(h.name, "keep-alive") ||
+        http::iequals(h.name, "content-encoding")) {
+      continue;
+    }
+    out.headers.push_back(h);
+  }
+  out.body = std::move(body);
+  bool keep_alive = req.keep_alive;
+  out.headers.push_back({"Connection", keep_alive ? "keep-alive" : "close"});
+  std::string bytes = http::serializeResponse(out);
+  releaseUpstream();
+  if (!keep_alive) {
+    respond(std::move(bytes));
+    return;
+  }
+  bufferevent_write(client_, bytes.data(), bytes.size());
+  nextRequest();
+}
+
+void Session::nextRequest() {
+  if (chain_) {
+    filters::CloseInfo info;
+    info.code = static_cast<uint16_t>(response_parser_ ? response_parser_->response().status : 0);
+    info.closed_by = "wsbridge";
+    chain_->onClose(info);
+  }
+  ++requests_served_;
+  request_parser_.reset();
+  response_parser_.reset();
+  chain_.reset();
+  handshake_.reset();
+  upstream_headers_.clear();
+  attempts_.clear();
+  sticky_endpoint_.reset();
+  client_sid_.clear();
+  upstream_sid_.clear();
+  mode_ = Mode::WebSocket;
+  state_ = State::ReadingRequest;
+  bufferevent_setwatermark(client_, EV_READ, 0, kHandshakeReadLimit);
+  bufferevent_enable(client_, EV_READ);
+  timer_->arm(kKeepAliveTimeout);
+  if (evbuffer_get_length(bufferevent_get_input(client_)) > 0) onClientRead(client_, this);
+}
 
 }  // namespace wsb::proxy

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,7 +19,7 @@ struct bufferevent;
 namespace wsb::proxy {
 
 class Worker;
-class WsRelay;
+class Bridge;
 
 class Session : public Deletable, public filters::FilterCallbacks {
  public:
@@ -43,7 +44,17 @@ class Session : public Deletable, public filters::FilterCallbacks {
 
   void onTimeout();
   void handleRequest();
+  // Socket.IO routes: Engine.IO query checks, the sticky endpoint from a signed sid.
+  bool checkSocketIoRequest();
+  void eioError(int code, int status, std::string_view message);
   void pickEndpoints();
+  std::string upstreamTarget();
+  // Polling pass-through: one upstream request per client request.
+  void sendPollingRequest();
+  void handlePollingResponse();
+  std::string filterPayload(std::string_view body, filters::Direction direction);
+  // Keep-alive: read the client's next request on the same connection.
+  void nextRequest();
 
   // filters::FilterCallbacks
   void reject(int status, std::string_view message, const http::Headers& extra) override;
@@ -65,7 +76,9 @@ class Session : public Deletable, public filters::FilterCallbacks {
   void onUpstreamConnected();
   void onUpstreamFailed(const std::string& why);
   void handleUpstreamResponse();
-  void startRelay(const std::string& protocol);
+  void onUpstreamUpgraded(const std::string& protocol);
+  // Completes the client's upgrade (101 with `protocol`) and returns its bufferevent.
+  bufferevent* acceptClient(const std::string& protocol);
   void releaseUpstream();
   void finish();
 
@@ -89,14 +102,22 @@ class Session : public Deletable, public filters::FilterCallbacks {
   std::string upstream_key_;      // our Sec-WebSocket-Key toward the upstream
   std::string last_failure_;
 
+  // How the upstream is spoken to once the endpoint is chosen.
+  enum class Mode { WebSocket, EioWebSocket, EioPolling };
+  Mode mode_ = Mode::WebSocket;
+  std::optional<size_t> sticky_endpoint_;  // from a signed sid
+  std::string client_sid_;                 // as the client sent it
+  std::string upstream_sid_;               // as the upstream knows it
+
   std::unique_ptr<filters::FilterChain> chain_;
   std::unique_ptr<filters::HandshakeContext> handshake_;
   http::Headers upstream_headers_;  // added by filters (forwarded claims)
   filters::Attributes attributes_;
   std::unique_ptr<proxy::Timer> shape_timers_[2];  // client, upstream
-  int http_status_ = 0;                     // when the session ended with an HTTP answer
+  int http_status_ = 0;
+  uint32_t requests_served_ = 0;  // keep-alive requests already answered                     // when the session ended with an HTTP answer
 
-  std::unique_ptr<WsRelay> relay_;
+  std::unique_ptr<Bridge> bridge_;
 };
 
 }  // namespace wsb::proxy

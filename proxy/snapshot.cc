@@ -62,6 +62,7 @@ std::shared_ptr<const Snapshot> Snapshot::build(config::ConfigPtr config,
       Endpoint endpoint;
       std::string error;
       if (resolve(address, &endpoint, &error)) {
+        endpoint.tag = SidSigner::endpointTag(address.str());
         rt.endpoints.push_back(endpoint);
       } else {
         errors->push_back(cluster.pos.str() + ": cluster '" + name + "': " + error);
@@ -85,6 +86,7 @@ std::shared_ptr<const Snapshot> Snapshot::build(config::ConfigPtr config,
       if (it != factories.end()) chain.push_back(it->second);
     }
     snap->route_filters_.push_back(std::move(chain));
+    snap->route_signers_.emplace_back(route.sid_key);
   }
   if (errors->size() != before) return nullptr;
   return snap;
@@ -100,6 +102,10 @@ const ClusterRuntime* Snapshot::cluster(const std::string& name) const {
 const std::vector<filters::FactoryPtr>& Snapshot::filtersOf(const config::Route& route) const {
   size_t index = static_cast<size_t>(&route - config_->routes.data());
   return route_filters_.at(index);
+}
+
+const SidSigner& Snapshot::signerOf(const config::Route& route) const {
+  return route_signers_.at(static_cast<size_t>(&route - config_->routes.data()));
 }
 
 const config::Route* Snapshot::route(std::string_view listener, std::string_view host,

@@ -11,6 +11,7 @@
 
 #include "config/config.h"
 #include "filters/filter.h"
+#include "proxy/sticky_sid.h"
 #include "proxy/tls.h"
 
 namespace wsb::proxy {
@@ -19,6 +20,7 @@ struct Endpoint {
   config::Address address;
   sockaddr_storage sockaddr{};
   socklen_t sockaddr_len = 0;
+  uint32_t tag = 0;  // SidSigner::endpointTag of the address
 };
 
 struct ClusterRuntime {
@@ -47,12 +49,15 @@ class Snapshot {
                              std::string_view path) const;
   // The route's filter factories, in the route's order.
   const std::vector<filters::FactoryPtr>& filtersOf(const config::Route& route) const;
+  // The route's sticky-sid signer (its sid_key, or the process key).
+  const SidSigner& signerOf(const config::Route& route) const;
 
  private:
   config::ConfigPtr config_;
   std::vector<ListenerRuntime> listeners_;
   std::vector<std::pair<std::string, ClusterRuntime>> clusters_;
   std::vector<std::vector<filters::FactoryPtr>> route_filters_;  // by route index
+  std::vector<SidSigner> route_signers_;                        // by route index
 };
 
 using SnapshotPtr = std::shared_ptr<const Snapshot>;

@@ -47,19 +47,32 @@ void WsRelay::drain(std::string_view reason) {
   upstream_->sendClose(ws::close_code::kGoingAway, reason);
 }
 
+void WsRelay::notify(filters::Side toward, std::string_view notice) {
+  endpoint(toward).sendMessage(ws::Opcode::Text, notice);
+}
+
+void WsRelay::close(uint16_t code, std::string_view reason) {
+  noteClose(code, reason, "wsbridge");
+  client_->sendClose(code, reason);
+  upstream_->sendClose(ws::close_code::kGoingAway, reason);
+}
+
+bool WsRelay::admit(WsEndpoint& from, ws::Opcode opcode, evbuffer* payload) {
+  if (chain_ == nullptr) return true;
+  size_t len = evbuffer_get_length(payload);
+  const char* bytes = reinterpret_cast<const char*>(evbuffer_pullup(payload, -1));
+  filters::Message message{from.side() == WsEndpoint::Side::Client
+                               ? filters::Direction::ToUpstream
+                               : filters::Direction::ToClient,
+                           opcode, std::string_view(bytes == nullptr ? "" : bytes, len)};
+  return chain_->onMessage(message) == filters::Status::Continue;
+}
+
 void WsRelay::onWsMessage(WsEndpoint& from, ws::Opcode opcode, evbuffer* payload) {
   WsEndpoint& to = peer(from);
   if (!usable(to) || to.closeSent()) return;
-  if (chain_ != nullptr) {
-    size_t len = evbuffer_get_length(payload);
-    const char* bytes = reinterpret_cast<const char*>(evbuffer_pullup(payload, -1));
-    filters::Message message{from.side() == WsEndpoint::Side::Client
-                                 ? filters::Direction::ToUpstream
-                                 : filters::Direction::ToClient,
-                             opcode, std::string_view(bytes == nullptr ? "" : bytes, len)};
-    if (chain_->onMessage(message) != filters::Status::Continue) return;
-    if (!usable(to) || to.closeSent()) return;  // a filter may have closed the connection
-  }
+  if (!admit(from, opcode, payload)) return;
+  if (!usable(to) || to.closeSent()) return;  // a filter may have closed the connection
   to.sendMessage(opcode, payload);
   if (to.congested()) from.pauseReading();
 }
@@ -96,6 +109,7 @@ void WsRelay::onWsGone(WsEndpoint& from, uint16_t code, std::string_view reason)
 }
 
 void WsRelay::onWsPong(WsEndpoint& endpoint, std::string_view) {
+  onPong(endpoint);
   if (chain_ != nullptr) {
     chain_->onPong(endpoint.side() == WsEndpoint::Side::Client ? filters::Side::Client
                                                                : filters::Side::Upstream);

@@ -7,11 +7,12 @@
 #include <string>
 
 #include "filters/chain.h"
+#include "proxy/bridge.h"
 #include "proxy/ws_endpoint.h"
 
 namespace wsb::proxy {
 
-class WsRelay : public WsEndpointOwner {
+class WsRelay : public Bridge, public WsEndpointOwner {
  public:
   // Takes ownership of both bufferevents (already past the HTTP handshake). `on_done` runs once
   // when both sides are closed; it must defer the relay's destruction.
@@ -19,19 +20,39 @@ class WsRelay : public WsEndpointOwner {
           const WsEndpointOptions& options, filters::FilterChain* chain,
           std::function<void()> on_done);
 
+  virtual ~WsRelay() = default;
   void start();
-  // Graceful shutdown: close 1001 to both sides.
-  void drain(std::string_view reason);
+
+  // Bridge
+  void drain(std::string_view reason) override;  // close 1001 to both sides
+  const filters::CloseInfo& closeInfo() const override { return close_info_; }
+  void notify(filters::Side toward, std::string_view notice) override;
+  void ackError(filters::Side, const filters::Event&, std::string_view) override {}
+  void close(uint16_t code, std::string_view reason) override;
+  void ping(filters::Side side) override { endpoint(side).sendPing(); }
+  void pauseReading(filters::Side side) override {
+    endpoint(side).pauseReading(WsEndpoint::kShaping);
+  }
+  void resumeReading(filters::Side side) override {
+    endpoint(side).resumeReading(WsEndpoint::kShaping);
+  }
 
   WsEndpoint& client() { return *client_; }
   WsEndpoint& upstream() { return *upstream_; }
   WsEndpoint& endpoint(filters::Side side) {
     return side == filters::Side::Client ? *client_ : *upstream_;
   }
-  // How the connection ended: the first close frame or failure, and who caused it.
-  const filters::CloseInfo& closeInfo() const { return close_info_; }
   // Records a close decided by wsbridge itself (a filter, a drain) before it is sent.
   void noteClose(uint16_t code, std::string_view reason, const char* by);
+
+ protected:
+  // Decides whether a message from `from` is forwarded (true) or dropped; may rewrite the payload.
+  // The raw relay runs the filter chain on the whole message; Socket.IO-aware relays override it.
+  virtual bool admit(WsEndpoint& from, ws::Opcode opcode, evbuffer* payload);
+  // Hook for subclasses: a pong arrived on `endpoint`.
+  virtual void onPong(WsEndpoint&) {}
+
+  filters::FilterChain* chain() { return chain_; }
 
  private:
   WsEndpoint& peer(WsEndpoint& e) { return &e == client_.get() ? *upstream_ : *client_; }

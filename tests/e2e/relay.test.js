@@ -23,13 +23,13 @@ function prng(seed) {
 
 // Starts the relay in front of `endpoints` (ports); in direct mode (no proxy) the client talks
 // to the first endpoint itself, so the case still checks the test and the peer.
-async function startRelay(endpoints, {proxyOnly, ...opts} = {}) {
+async function startRelay(endpoints, {proxyOnly, env, ...opts} = {}) {
   if (h.direct) {
     if (proxyOnly) throw new h.Skip(proxyOnly);
     return {port: endpoints[0], bridge: null};
   }
   const port = await h.freePort();
-  const bridge = await h.startWsbridge(h.relayConfig({port, endpoints, ...opts}));
+  const bridge = await h.startWsbridge(h.relayConfig({port, endpoints, ...opts}), {env});
   return {port, bridge};
 }
 
@@ -49,7 +49,7 @@ async function lastConnectionId(peer, count) {
 
 h.test('10,000 mixed text/binary messages of 0..200 KiB echo byte-exact', async (t) => {
   const echo = await h.startPeer('ws-echo.js');
-  const {port} = await startRelay([echo.port], {maxMessage: '1MiB', logLevel: 'info'});
+  const {port, bridge} = await startRelay([echo.port], {maxMessage: '1MiB', logLevel: 'info'});
   const ws = await h.wsConnect(`ws://127.0.0.1:${port}/`);
   const q = h.messageQueue(ws);
 
@@ -96,6 +96,8 @@ h.test('10,000 mixed text/binary messages of 0..200 KiB echo byte-exact', async 
     bytes += m.data.length;
     ws.send(m.data, {binary: m.isBinary});
   };
+  const cpu = () => (bridge ? h.readCpuSeconds(bridge.pid) : 0);
+  const cpuBefore = cpu();
   const started = process.hrtime.bigint();
   while (sent < WINDOW) sendNext();
   for (let i = 0; i < N; i++) {
@@ -108,7 +110,8 @@ h.test('10,000 mixed text/binary messages of 0..200 KiB echo byte-exact', async 
   const secs = Number(process.hrtime.bigint() - started) / 1e9;
   t.log(`${N} messages, ${(bytes / MiB).toFixed(1)} MiB each way in ${secs.toFixed(2)} s: ` +
         `${(N / secs).toFixed(0)} msg/s, ${((2 * bytes) / MiB / secs).toFixed(1)} MiB/s ` +
-        `(both directions)`);
+        `(both directions)` +
+        (bridge ? `; wsbridge CPU ${(cpu() - cpuBefore).toFixed(2)} s` : ''));
   ws.close(1000);
   await backendClose(echo);
 }, {timeout: 240000});
@@ -338,7 +341,10 @@ h.test('a client that never reads: the backend stalls and wsbridge RSS stays bou
   const RSS_LIMIT = 64 * MiB;
   const STALL_REPORTS = 10;  // 10 progress reports (100 ms apart) without growth = stalled
   const echo = await h.startPeer('ws-echo.js');
-  const {port, bridge} = await startRelay([echo.port], {logLevel: 'info'});
+  // An ASan build holds freed memory in a 256 MiB quarantine, which would swamp the bound.
+  const asan = [process.env.ASAN_OPTIONS, 'quarantine_size_mb=1'].filter(Boolean).join(':');
+  const {port, bridge} = await startRelay([echo.port], {logLevel: 'info',
+                                                         env: {ASAN_OPTIONS: asan}});
   const c = await h.rawConnect(port);
   assert.equal((await c.handshake('/')).status, 101);
   const id = await lastConnectionId(echo, 1);

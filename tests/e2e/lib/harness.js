@@ -41,8 +41,9 @@
 //   sendFrame({opcode, payload, fin, mask, rsv}), pause()/resume(), closed (promise).
 //   encodeFrame()/FrameDecoder build and parse frames, including invalid ones on purpose;
 //   closePayload(code, reason) / parseClose(payload).
-// Misc: readRss(pid) -> bytes (VmRSS), makeCert(dir) -> {cert, key} via the openssl CLI,
-//   tmpDir(), relayConfig({...}) -> TOML for a websocket relay, assert helpers.
+// Misc: readRss(pid) -> bytes (VmRSS), readCpuSeconds(pid), makeCert(dir) -> {cert, key, pem,
+//   fingerprint256} via the openssl CLI, tmpDir(), relayConfig({...}) -> TOML for a websocket
+//   relay, assert helpers (assertBytesEqual shows the first differing offset).
 'use strict';
 
 const assert = require('node:assert/strict');
@@ -904,6 +905,13 @@ function readRss(pid) {
   return Number(m[1]) * 1024;
 }
 
+// CPU time (user + system) a process has used so far, in seconds (/proc/PID/stat, 100 Hz ticks).
+function readCpuSeconds(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;  // utime, stime: fields 14, 15
+}
+
 // A self-signed certificate for localhost/127.0.0.1 made with the openssl CLI.
 function makeCert(dir = tmpDir('wsb-e2e-cert-'), {keyType = 'ec'} = {}) {
   const cert = path.join(dir, 'cert.pem');
@@ -982,6 +990,7 @@ module.exports = {
   startWsbridge,
   startPeer,
   readRss,
+  readCpuSeconds,
   makeCert,
   relayConfig,
   // await helpers

@@ -1,0 +1,118 @@
+// EioRelay: Engine.IO-aware WebSocket pass-through.
+#include "proxy/eio_relay.h"
+
+#include <event2/buffer.h>
+#include <spdlog/spdlog.h>
+
+#include "codec/engineio.h"
+
+namespace wsb::proxy {
+
+namespace {
+std::string_view view(evbuffer* payload) {
+  size_t len = evbuffer_get_length(payload);
+  if (len == 0) return {};
+  return {reinterpret_cast<const char*>(evbuffer_pullup(payload, -1)), len};
+}
+}  // namespace
+
+EioRelay::EioRelay(Dispatcher& dispatcher, MaskSource& masks, bufferevent* client,
+                   bufferevent* upstream, const WsEndpointOptions& options,
+                   filters::FilterChain* chain, const EioRelayOptions& eio,
+                   std::function<void()> on_done)
+    : WsRelay(dispatcher, masks, client, upstream, options, chain, std::move(on_done)),
+      eio_(eio),
+      pong_deadline_(std::make_unique<Timer>(dispatcher, [this] {
+        heartbeatFailed("client did not answer the ping");
+      })),
+      upstream_liveness_(std::make_unique<Timer>(dispatcher, [this] {
+        heartbeatFailed("upstream stopped pinging");
+      })) {}
+
+void EioRelay::start() {
+  upstream_liveness_->arm(eio_.ping_interval + eio_.ping_timeout);
+  WsRelay::start();
+}
+
+void EioRelay::heartbeatFailed(const char* why) {
+  spdlog::debug("socket.io pass-through: {}", why);
+  noteClose(ws::close_code::kGoingAway, why, "wsbridge");
+  // Both sides go at once: the upstream does not wait for its own timeout.
+  client().sendClose(ws::close_code::kGoingAway, why);
+  client().abort();
+  upstream().abort();
+}
+
+bool EioRelay::admit(WsEndpoint& from, ws::Opcode opcode, evbuffer* payload) {
+  return from.side() == WsEndpoint::Side::Upstream ? admitFromUpstream(opcode, payload)
+                                                   : admitFromClient(opcode, payload);
+}
+
+bool EioRelay::admitFromUpstream(ws::Opcode opcode, evbuffer* payload) {
+  if (opcode == ws::Opcode::Binary) {
+    return chain() == nullptr || to_client_.onBinary() == SioInspector::Verdict::Forward;
+  }
+  std::string_view text = view(payload);
+  if (text.empty()) return true;
+  switch (text[0]) {
+    case '0': {  // OPEN: the session starts here; sign the sid with the endpoint
+      if (!eio_.rewrite_open || open_seen_) return true;
+      open_seen_ = true;
+      eio::Handshake handshake;
+      std::string rewritten;
+      if (!eio::parseHandshake(text.substr(1), &handshake)) return true;
+      eio_.ping_interval = Duration(handshake.ping_interval);
+      eio_.ping_timeout = Duration(handshake.ping_timeout);
+      upstream_liveness_->arm(eio_.ping_interval + eio_.ping_timeout);
+      if (!eio::replaceSid(text.substr(1), eio_.signer->sign(handshake.sid, eio_.endpoint_tag),
+                           &rewritten)) {
+        return true;
+      }
+      evbuffer_drain(payload, evbuffer_get_length(payload));
+      evbuffer_add(payload, "0", 1);
+      evbuffer_add(payload, rewritten.data(), rewritten.size());
+      return true;
+    }
+    case '2':  // the upstream pings; the client must answer within ping_timeout
+      upstream_liveness_->arm(eio_.ping_interval + eio_.ping_timeout);
+      if (text == "2") pong_deadline_->arm(eio_.ping_timeout);
+      return true;
+    case '4':
+      if (chain() == nullptr) return true;
+      return to_client_.onText(text.substr(1), *chain()) == SioInspector::Verdict::Forward;
+    default:
+      return true;
+  }
+}
+
+bool EioRelay::admitFromClient(ws::Opcode opcode, evbuffer* payload) {
+  if (opcode == ws::Opcode::Binary) {
+    return chain() == nullptr || to_upstream_.onBinary() == SioInspector::Verdict::Forward;
+  }
+  std::string_view text = view(payload);
+  if (text.empty()) return true;
+  switch (text[0]) {
+    case '3':
+      if (text == "3") pong_deadline_->cancel();
+      return true;
+    case '4':
+      if (chain() == nullptr) return true;
+      return to_upstream_.onText(text.substr(1), *chain()) == SioInspector::Verdict::Forward;
+    default:
+      return true;
+  }
+}
+
+void EioRelay::notify(filters::Side toward, std::string_view notice) {
+  std::string message = "4" + renderNoticeMessage(notice, "/");
+  endpoint(toward).sendMessage(ws::Opcode::Text, message);
+}
+
+void EioRelay::ackError(filters::Side toward, const filters::Event& event,
+                        std::string_view args_json) {
+  if (!event.ack) return;
+  std::string message = "4" + renderAckMessage(event.nsp, *event.ack, args_json);
+  endpoint(toward).sendMessage(ws::Opcode::Text, message);
+}
+
+}  // namespace wsb::proxy

@@ -1,0 +1,49 @@
+// The Socket.IO pass-through over the websocket transport: frames relayed as in WsRelay, with the
+// Engine.IO OPEN sid signed for stickiness, the heartbeat watched on both sides, and each
+// Socket.IO event and ack handed to the filters.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "proxy/sio_inspector.h"
+#include "proxy/sticky_sid.h"
+#include "proxy/ws_relay.h"
+
+namespace wsb::proxy {
+
+struct EioRelayOptions {
+  const SidSigner* signer = nullptr;
+  uint32_t endpoint_tag = 0;
+  bool rewrite_open = false;     // the session starts on this WebSocket (no sid in the query)
+  Duration ping_interval{25000};  // until the upstream's OPEN says otherwise
+  Duration ping_timeout{20000};
+};
+
+class EioRelay : public WsRelay {
+ public:
+  EioRelay(Dispatcher& dispatcher, MaskSource& masks, bufferevent* client, bufferevent* upstream,
+           const WsEndpointOptions& options, filters::FilterChain* chain,
+           const EioRelayOptions& eio, std::function<void()> on_done);
+
+  void start();
+
+  void notify(filters::Side toward, std::string_view notice) override;
+  void ackError(filters::Side toward, const filters::Event& event,
+                std::string_view args_json) override;
+
+ private:
+  bool admit(WsEndpoint& from, ws::Opcode opcode, evbuffer* payload) override;
+  bool admitFromUpstream(ws::Opcode opcode, evbuffer* payload);
+  bool admitFromClient(ws::Opcode opcode, evbuffer* payload);
+  void heartbeatFailed(const char* why);
+
+  EioRelayOptions eio_;
+  SioInspector to_upstream_{filters::Direction::ToUpstream};
+  SioInspector to_client_{filters::Direction::ToClient};
+  std::unique_ptr<Timer> pong_deadline_;      // the client must answer the upstream's ping
+  std::unique_ptr<Timer> upstream_liveness_;  // the upstream must keep pinging
+  bool open_seen_ = false;
+};
+
+}  // namespace wsb::proxy

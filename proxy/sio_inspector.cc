@@ -1,0 +1,84 @@
+// SioInspector: Socket.IO events and acks to the filter chain.
+#include "proxy/sio_inspector.h"
+
+#include "codec/envelope.h"
+
+namespace wsb::proxy {
+
+SioInspector::Verdict SioInspector::onText(std::string_view packet, filters::FilterChain& chain) {
+  sio::DecodeOptions options;
+  options.version = version_;
+  if (sio::decodePacket(packet, &current_, options) != sio::DecodeError::None) {
+    return Verdict::Forward;
+  }
+  attachments_left_ = sio::isBinary(current_.type) ? current_.attachments : 0;
+  dropping_attachments_ = false;
+  bool is_event = current_.type == sio::PacketType::Event ||
+                  current_.type == sio::PacketType::BinaryEvent;
+  bool is_ack = current_.type == sio::PacketType::Ack || current_.type == sio::PacketType::BinaryAck;
+  if (!is_event && !is_ack) return Verdict::Forward;
+
+  filters::Event event;
+  event.direction = direction_;
+  event.nsp = current_.nsp;
+  if (is_event) {
+    auto name = sio::eventName(current_, reader_);
+    if (!name) return Verdict::Forward;
+    event.name = *name;
+  }
+  event.ack = current_.id;
+  event.size = packet.size();
+  const sio::Packet* p = &current_;
+  event.args = [p] { return p->args_json.empty() ? p->data : p->args_json; };
+  if (chain.onEvent(event) == filters::Status::Continue) return Verdict::Forward;
+  dropping_attachments_ = attachments_left_ > 0;
+  return Verdict::Drop;
+}
+
+SioInspector::Verdict SioInspector::onBinary() {
+  if (attachments_left_ == 0) return Verdict::Forward;
+  --attachments_left_;
+  return dropping_attachments_ ? Verdict::Drop : Verdict::Forward;
+}
+
+namespace {
+void appendNsp(std::string& out, std::string_view nsp) {
+  if (!nsp.empty() && nsp != "/") {
+    out.append(nsp);
+    out += ',';
+  }
+}
+}  // namespace
+
+std::string renderNoticeMessage(std::string_view notice, std::string_view nsp) {
+  envelope::Message message;
+  std::string error;
+  std::string out = "42";
+  appendNsp(out, nsp);
+  if (envelope::parse(notice, {}, &message, &error) == envelope::ParseStatus::Ok &&
+      message.kind == envelope::Message::Kind::Event) {
+    out += '[';
+    sio::appendJsonString(out, message.event);
+    if (message.args.size() > 2) {  // "[...]" with at least one argument
+      out += ',';
+      out.append(message.args, 1, message.args.size() - 1);
+    } else {
+      out += ']';
+    }
+    return out;
+  }
+  out += "[\"message\",";
+  sio::appendJsonString(out, notice);
+  out += ']';
+  return out;
+}
+
+std::string renderAckMessage(std::string_view nsp, uint64_t id, std::string_view args_json) {
+  std::string out = "43";
+  appendNsp(out, nsp);
+  out += std::to_string(id);
+  out.append(args_json);
+  return out;
+}
+
+}  // namespace wsb::proxy

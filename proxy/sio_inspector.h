@@ -1,0 +1,45 @@
+// Hands the Socket.IO packets inside Engine.IO messages to the filter chain, one direction at a
+// time, and renders what filters send back (notices, ack errors) as Engine.IO message text.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "codec/socketio.h"
+#include "filters/chain.h"
+
+namespace wsb::proxy {
+
+class SioInspector {
+ public:
+  explicit SioInspector(filters::Direction direction, sio::Version version = sio::Version::V5)
+      : direction_(direction), version_(version) {}
+
+  enum class Verdict { Forward, Drop };
+
+  // `packet` is the Engine.IO message data (the Socket.IO packet text). Packets that do not
+  // decode are forwarded: the receiver applies its own rules (pass-through stays transparent).
+  Verdict onText(std::string_view packet, filters::FilterChain& chain);
+  // A binary Engine.IO message: an attachment of the last BINARY_* packet, dropped with it.
+  Verdict onBinary();
+
+  // Set during onText for the packet being judged: what filters need to answer it.
+  const sio::Packet& current() const { return current_; }
+
+ private:
+  filters::Direction direction_;
+  sio::Version version_;
+  sio::JsonReader reader_;
+  sio::Packet current_;
+  uint32_t attachments_left_ = 0;
+  bool dropping_attachments_ = false;
+};
+
+// `4` + the Socket.IO EVENT a notice stands for: an envelope {"event":E,"data":D} becomes
+// 42<nsp,>[E,D]; any other text becomes 42<nsp,>["message","<text>"].
+std::string renderNoticeMessage(std::string_view notice, std::string_view nsp);
+// `4` + ACK <nsp,><id><args_json>.
+std::string renderAckMessage(std::string_view nsp, uint64_t id, std::string_view args_json);
+
+}  // namespace wsb::proxy
