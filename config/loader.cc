@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <set>
 #include <system_error>
 #include <thread>
 
@@ -39,6 +40,16 @@ endpoints = ["127.0.0.1:9000"]
 )";
 
 std::string inQuotes(std::string_view text) { return "'" + std::string(text) + "'"; }
+
+// "'cluster.x' must be a table ([cluster.x])", for `cluster.x = 1`.
+std::string notATable(std::string_view kind, std::string_view name) {
+  std::string path = std::string(kind) + "." + std::string(name);
+  std::string message = inQuotes(path);
+  message += " must be a table ([";
+  message += path;
+  message += "])";
+  return message;
+}
 
 // One load: the parsed document (kept alive by the filter specs that point into it), the
 // config being filled and the errors found so far.
@@ -145,7 +156,7 @@ class ConfigBuilder {
       std::string name(key.str());
       const toml::table* table = node.as_table();
       if (table == nullptr) {
-        root.error(&node, "'cluster." + name + "' must be a table ([cluster." + name + "])");
+        root.error(&node, notATable("cluster", name));
         continue;
       }
       TableReader reader(*table, "[cluster." + name + "]", file_, &errors_);
@@ -199,7 +210,7 @@ class ConfigBuilder {
       std::string name(key.str());
       const toml::table* table = node.as_table();
       if (table == nullptr) {
-        root.error(&node, "'filter." + name + "' must be a table ([filter." + name + "])");
+        root.error(&node, notATable("filter", name));
         continue;
       }
       // The other keys belong to the filter's factory, which reads (and checks) them later.
@@ -281,13 +292,13 @@ class ConfigBuilder {
     }
     std::vector<const toml::node*> filter_nodes;
     route.filters = reader.strings("filters", &filter_nodes);
+    std::set<std::string_view> listed;
     for (size_t i = 0; i < route.filters.size(); ++i) {
       const std::string& name = route.filters[i];
       if (config_.filters.count(name) == 0) {
         reader.error(filter_nodes[i],
                      "unknown filter " + inQuotes(name) + " (no [filter." + name + "])");
-      } else if (std::find(route.filters.begin(), route.filters.begin() + i, name) !=
-                 route.filters.begin() + i) {
+      } else if (!listed.insert(name).second) {
         reader.error(filter_nodes[i], "filter " + inQuotes(name) + " is listed twice");
       }
     }

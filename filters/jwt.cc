@@ -137,8 +137,7 @@ bool derToJose(std::string_view der, size_t half, std::string* raw) {
          BN_bn2binpad(s, out + half, int(half)) == int(half);
 }
 
-bool hmac(const Key& key, Algorithm alg, std::string_view input, unsigned char* mac,
-          size_t* len) {
+bool hmac(const Key& key, Algorithm alg, std::string_view input, unsigned char* mac, size_t* len) {
   return EVP_Q_mac(nullptr, "HMAC", nullptr, info(alg).digest, nullptr, key.secret().data(),
                    key.secret().size(), bytes(input), input.size(), mac, EVP_MAX_MD_SIZE,
                    len) != nullptr;
@@ -178,15 +177,23 @@ std::optional<std::string> signature(Algorithm alg, const Key& key, std::string_
     if (!hmac(key, alg, input, mac, &len)) return fail<std::string>(error, "HMAC failed");
     return std::string(reinterpret_cast<const char*>(mac), len);
   }
+  // OpenSSL would only fail at the signature itself, with a less useful error.
+  BIGNUM* secret_part = nullptr;
+  const char* secret_name =
+      key.type() == Key::Type::Rsa ? OSSL_PKEY_PARAM_RSA_D : OSSL_PKEY_PARAM_PRIV_KEY;
+  const bool has_private = EVP_PKEY_get_bn_param(key.pkey(), secret_name, &secret_part) == 1;
+  BN_clear_free(secret_part);
+  if (!has_private) return fail<std::string>(error, "signing needs a private key");
   Owned<EVP_MD_CTX> ctx(EVP_MD_CTX_new());
   EVP_PKEY_CTX* pctx = nullptr;
   size_t len = 0;
-  if (!ctx || EVP_DigestSignInit_ex(ctx.get(), &pctx, info(alg).digest, nullptr, nullptr,
-                                    key.pkey(), nullptr) != 1 ||
+  if (!ctx ||
+      EVP_DigestSignInit_ex(ctx.get(), &pctx, info(alg).digest, nullptr, nullptr, key.pkey(),
+                            nullptr) != 1 ||
       (key.type() == Key::Type::Rsa &&
        EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1) ||
       EVP_DigestSign(ctx.get(), nullptr, &len, bytes(input), input.size()) != 1)
-    return fail<std::string>(error, "signing needs a private key");
+    return fail<std::string>(error, "signing failed");
   std::string out(len, '\0');
   if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(out.data()), &len, bytes(input),
                      input.size()) != 1)
@@ -647,8 +654,7 @@ std::optional<KeySet> KeySet::fromJwksFile(const std::string& path, std::string*
   return keys;
 }
 
-const Key* KeySet::select(const std::optional<std::string>& kid, Algorithm alg,
-                          Error* err) const {
+const Key* KeySet::select(const std::optional<std::string>& kid, Algorithm alg, Error* err) const {
   bool found = false;
   if (kid) {
     for (const Key& key : keys_) {

@@ -47,7 +47,7 @@ struct Error {
 template <typename T>
 class Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
   Result(Error error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
   bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }
@@ -88,7 +88,7 @@ class Key {
   bool accepts(Algorithm alg) const;
 
   const std::string& secret() const { return secret_; }  // Hmac only
-  EVP_PKEY* pkey() const { return pkey_.get(); }          // Rsa and Ec* only
+  EVP_PKEY* pkey() const { return pkey_.get(); }         // Rsa and Ec* only
 
  private:
   Key() = default;
@@ -134,10 +134,10 @@ struct KeySource {
 };
 
 struct Policy {
-  std::vector<Algorithm> algorithms;   // the allow-list; a token with another alg is refused
-  std::string issuer;                  // empty: any; otherwise iss must equal it exactly
-  std::vector<std::string> audiences;  // empty: any; otherwise aud must contain one of them
-  std::chrono::seconds leeway{0};      // slack for exp and nbf against clock skew
+  std::vector<Algorithm> algorithms;         // the allow-list; a token with another alg is refused
+  std::string issuer;                        // empty: any; otherwise iss must equal it exactly
+  std::vector<std::string> audiences;        // empty: any; otherwise aud must contain one of them
+  std::chrono::seconds leeway{0};            // slack for exp and nbf against clock skew
   std::vector<std::string> required_claims;  // must be present, of any type
 };
 

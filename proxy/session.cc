@@ -16,6 +16,7 @@
 #include "proxy/eio_relay.h"
 #include "proxy/notice_box.h"
 #include "proxy/sio_inspector.h"
+#include "proxy/translate_up.h"
 #include "proxy/worker.h"
 #include "proxy/ws_relay.h"
 
@@ -301,7 +302,10 @@ void Session::pickEndpoints() {
     respond(http::errorResponse(502, jsonError("no upstream available", "cluster", route_->cluster)));
     return;
   }
-  if (route_->downstream != cluster_->config->protocol) {
+  if (route_->downstream == config::Protocol::WebSocket &&
+      cluster_->config->protocol == config::Protocol::SocketIO) {
+    mode_ = Mode::TranslateUp;
+  } else if (route_->downstream != cluster_->config->protocol) {
     respondError(501, "bridge not implemented for this route");
     return;
   }
@@ -445,6 +449,13 @@ void Session::onUpstreamEvent(bufferevent*, short what, void* self) {
 
 std::string Session::upstreamTarget() {
   const http::Request& req = request_parser_.request();
+  if (mode_ == Mode::TranslateUp) {
+    // wsbridge is the Socket.IO client; the app still sees the client's query parameters.
+    std::string target = cluster_->config->path ? *cluster_->config->path : "/socket.io/";
+    target += "?EIO=4&transport=websocket";
+    if (!req.query.empty()) target += "&" + req.query;
+    return target;
+  }
   std::string target = cluster_->config->path ? *cluster_->config->path : req.path;
   if (req.query.empty()) return target;
   if (upstream_sid_.empty()) return target + "?" + req.query;
@@ -483,7 +494,8 @@ void Session::onUpstreamConnected() {
   headers.push_back({"Connection", "Upgrade"});
   headers.push_back({"Sec-WebSocket-Key", upstream_key_});
   headers.push_back({"Sec-WebSocket-Version", "13"});
-  if (const std::string* protocol = req.header("sec-websocket-protocol")) {
+  const std::string* protocol = req.header("sec-websocket-protocol");
+  if (protocol != nullptr && mode_ != Mode::TranslateUp) {
     headers.push_back({"Sec-WebSocket-Protocol", *protocol});
   }
   std::string xff = client_ip_;
@@ -618,6 +630,10 @@ void Session::onUpstreamUpgraded(const std::string& protocol) {
     endpoint_ = SIZE_MAX;
     finish();
   };
+  if (mode_ == Mode::TranslateUp) {
+    startTranslateUp(upstream, options, on_done);
+    return;
+  }
   bufferevent* client = acceptClient(protocol);
   if (mode_ == Mode::EioWebSocket) {
     EioRelayOptions eio;
@@ -639,6 +655,56 @@ void Session::onUpstreamUpgraded(const std::string& protocol) {
     r->start();
   }
   if (chain_) chain_->onEstablished();
+}
+
+void Session::startTranslateUp(bufferevent* upstream, const WsEndpointOptions& options,
+                               std::function<void()> on_done) {
+  // The client's upgrade waits until the upstream accepted the namespace CONNECT.
+  state_ = State::UpstreamHandshake;
+  timer_->arm(cluster_->config->handshake_timeout);
+  TranslateUpOptions translate;
+  translate.nsp = route_->namespace_;
+  translate.auth_json =
+      renderUpstreamAuth(route_->upstream_auth, request_parser_.request(), attributes_);
+  translate.shape = route_->envelope == config::Envelope::Array ? envelope::Shape::Array
+                                                                 : envelope::Shape::Json;
+  translate.allow_nsp = route_->allow_nsp;
+  translate.binary_event = route_->binary_event;
+  translate.text_event = route_->text_event;
+  translate.close_on_bad_envelope = route_->close_on_bad_envelope;
+  TranslateUp::Callbacks callbacks;
+  callbacks.ready = [this] {
+    timer_->cancel();
+    state_ = State::Bridging;
+    static_cast<TranslateUp*>(bridge_.get())->attachClient(acceptClient(""));
+    if (chain_) chain_->onEstablished();
+  };
+  callbacks.refused = [this](std::string message) {
+    spdlog::info("{}:{}: upstream refused the Socket.IO CONNECT: {}", client_ip_, client_port_,
+                 message);
+    if (route_->connect_error_as_event) {
+      // Routes that prefer it hear the refusal as an event, then close 1008.
+      bufferevent* client = acceptClient("");
+      std::string event = "{\"event\":\"connect_error\",\"data\":{\"message\":\"" +
+                          http::jsonEscape(message) + "\"}}";
+      std::string bytes = ws::makeFrame(ws::Opcode::Text, event) +
+                          ws::makeFrame(ws::Opcode::Close,
+                                        ws::makeClosePayload(ws::close_code::kPolicy, message));
+      client_ = client;
+      state_ = State::UpstreamHandshake;
+      respond(std::move(bytes));
+      return;
+    }
+    state_ = State::UpstreamHandshake;
+    respondError(403, message);
+  };
+  callbacks.done = std::move(on_done);
+  auto bridge = std::make_unique<TranslateUp>(worker_.dispatcher(), worker_.masks(), upstream,
+                                              options, chain_.get(), std::move(translate),
+                                              std::move(callbacks));
+  TranslateUp* b = bridge.get();
+  bridge_ = std::move(bridge);
+  b->start();
 }
 
 // ---- filters::FilterCallbacks ----

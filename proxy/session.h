@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -79,6 +80,8 @@ class Session : public Deletable, public filters::FilterCallbacks {
   void onUpstreamUpgraded(const std::string& protocol);
   // Completes the client's upgrade (101 with `protocol`) and returns its bufferevent.
   bufferevent* acceptClient(const std::string& protocol);
+  void startTranslateUp(bufferevent* upstream, const struct WsEndpointOptions& options,
+                        std::function<void()> on_done);
   void releaseUpstream();
   void finish();
 
@@ -103,7 +106,7 @@ class Session : public Deletable, public filters::FilterCallbacks {
   std::string last_failure_;
 
   // How the upstream is spoken to once the endpoint is chosen.
-  enum class Mode { WebSocket, EioWebSocket, EioPolling };
+  enum class Mode { WebSocket, EioWebSocket, EioPolling, TranslateUp };
   Mode mode_ = Mode::WebSocket;
   std::optional<size_t> sticky_endpoint_;  // from a signed sid
   std::string client_sid_;                 // as the client sent it

@@ -28,8 +28,12 @@ SioInspector::Verdict SioInspector::onText(std::string_view packet, filters::Fil
   }
   event.ack = current_.id;
   event.size = packet.size();
-  const sio::Packet* p = &current_;
-  event.args = [p] { return p->args_json.empty() ? p->data : p->args_json; };
+  event.args = [this]() -> std::string_view {
+    args_ = "[";
+    args_.append(current_.args_json);
+    args_ += ']';
+    return args_;
+  };
   if (chain.onEvent(event) == filters::Status::Continue) return Verdict::Forward;
   dropping_attachments_ = attachments_left_ > 0;
   return Verdict::Drop;

@@ -32,6 +32,7 @@ class SioInspector {
   sio::Version version_;
   sio::JsonReader reader_;
   sio::Packet current_;
+  std::string args_;  // the args as a JSON array, made when a filter asks
   uint32_t attachments_left_ = 0;
   bool dropping_attachments_ = false;
 };

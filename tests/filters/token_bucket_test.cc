@@ -52,9 +52,11 @@ TEST_CASE("refill stops at the burst") {
 TEST_CASE("many small refills add up exactly") {
   TokenBucket bucket(5, 5);
   REQUIRE(bucket.take(5, t0));
-  for (int ms = 1; ms < 200; ++ms) REQUIRE_FALSE(bucket.take(1, t0 + std::chrono::milliseconds(ms)));
+  for (int ms = 1; ms < 200; ++ms)
+    REQUIRE_FALSE(bucket.take(1, t0 + std::chrono::milliseconds(ms)));
   CHECK(bucket.take(1, t0 + 200ms));
-  for (int ms = 201; ms < 400; ++ms) REQUIRE_FALSE(bucket.take(1, t0 + std::chrono::milliseconds(ms)));
+  for (int ms = 201; ms < 400; ++ms)
+    REQUIRE_FALSE(bucket.take(1, t0 + std::chrono::milliseconds(ms)));
   CHECK(bucket.take(1, t0 + 400ms));
 }
 
