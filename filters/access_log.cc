@@ -2,6 +2,10 @@
 // of async loggers by path.
 #include "filters/access_log.h"
 
+#include <spdlog/async_logger.h>
+#include <spdlog/details/thread_pool.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -10,11 +14,6 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
-
-#include <spdlog/async_logger.h>
-#include <spdlog/details/thread_pool.h>
-#include <spdlog/sinks/basic_file_sink.h>
-#include <spdlog/sinks/stdout_sinks.h>
 
 #include "codec/http1.h"
 #include "config/table_reader.h"
@@ -79,9 +78,9 @@ class AccessLogFilter final : public Filter {
     record.route = route_;
     record.client_ip = client_ip_;
     record.user = user != attributes.end() ? std::string_view(user->second) : std::string_view();
-    record.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                             callbacks_.clock().now() - start_)
-                             .count();
+    record.duration_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(callbacks_.clock().now() - start_)
+            .count();
     record.messages_in = messages_[0];
     record.bytes_in = bytes_[0];
     record.messages_out = messages_[1];
@@ -202,14 +201,13 @@ std::unique_ptr<Filter> AccessLogFactory::create(FilterCallbacks& callbacks) con
   return std::make_unique<AccessLogFilter>(format_, logger_, callbacks);
 }
 
-FactoryPtr buildAccessLogFactory(const config::FilterSpec& spec,
-                                 std::vector<std::string>* errors) {
+FactoryPtr buildAccessLogFactory(const config::FilterSpec& spec, std::vector<std::string>* errors) {
   size_t before = errors->size();
   config::TableReader reader(*spec.table, "[filter." + spec.name + "]", spec.pos.file, errors);
   reader.markRead("type");
-  AccessLogFormat format = reader.choice(
-      "format", AccessLogFormat::Text,
-      {{"json", AccessLogFormat::Json}, {"text", AccessLogFormat::Text}});
+  AccessLogFormat format =
+      reader.choice("format", AccessLogFormat::Text,
+                    {{"json", AccessLogFormat::Json}, {"text", AccessLogFormat::Text}});
   std::string path = reader.string("path", "-");
   const toml::node* path_node = reader.node("path");
   if (path.empty()) reader.error(path_node, "'path' must be a file path or \"-\" for stderr");

@@ -68,8 +68,8 @@ EventRule readRule(config::TableReader& reader, const std::string& allow_key,
                    const std::string& deny_key) {
   EventRule rule;
   if (reader.has(allow_key) && reader.has(deny_key))
-    reader.error(reader.node(deny_key), "'" + allow_key + "' and '" + deny_key +
-                                            "' exclude each other: use one of them");
+    reader.error(reader.node(deny_key),
+                 "'" + allow_key + "' and '" + deny_key + "' exclude each other: use one of them");
   rule.allow = reader.has(allow_key);
   rule.active = rule.allow || reader.has(deny_key);
   rule.names = reader.strings(rule.allow ? allow_key : deny_key);

@@ -116,7 +116,8 @@ FactoryPtr buildHeartbeatFactory(const config::FilterSpec& spec, std::vector<std
   s.ping_interval = reader.duration("ping_interval", s.ping_interval);
   s.ping_timeout = reader.duration("ping_timeout", s.ping_timeout);
   if (s.ping_interval.count() > 0 && s.ping_timeout.count() == 0)
-    reader.error(reader.node("ping_timeout"), "'ping_timeout' must be more than 0 when pings are on");
+    reader.error(reader.node("ping_timeout"),
+                 "'ping_timeout' must be more than 0 when pings are on");
   s.text_ping = reader.string("text_ping", "");
   s.text_pong = reader.string("text_pong", s.text_ping.empty() ? "" : "pong");
   if (s.text_ping.empty() && reader.has("text_pong"))

@@ -78,8 +78,8 @@ class LimitsFilter final : public Filter {
   }
 
   Status check(Direction direction, size_t size) {
-    uint64_t limit = direction == Direction::ToUpstream ? settings_.max_message_in
-                                                        : settings_.max_message_out;
+    uint64_t limit =
+        direction == Direction::ToUpstream ? settings_.max_message_in : settings_.max_message_out;
     if (limit == 0 || size <= limit) return Status::Continue;
     callbacks_.close(kMessageTooBig, "message too big");
     return Status::Drop;

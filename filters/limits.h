@@ -21,12 +21,12 @@
 namespace wsb::filters {
 
 struct LimitsSettings {
-  uint64_t max_message_in = 0;   // bytes, client -> upstream; 0 = no limit
-  uint64_t max_message_out = 0;  // bytes, upstream -> client; 0 = no limit
-  uint64_t max_header_bytes = 0;  // request line and headers; 0 = the listener's limit only
+  uint64_t max_message_in = 0;          // bytes, client -> upstream; 0 = no limit
+  uint64_t max_message_out = 0;         // bytes, upstream -> client; 0 = no limit
+  uint64_t max_header_bytes = 0;        // request line and headers; 0 = the listener's limit only
   uint32_t max_connections_per_ip = 0;  // concurrent; 0 = no limit
   uint64_t max_connections = 0;         // concurrent; 0 = no limit
-  Duration handshake_timeout{0};  // 0 = the proxy's default; applied by the proxy
+  Duration handshake_timeout{0};        // 0 = the proxy's default; applied by the proxy
 };
 
 // The live connection counts of one [filter.NAME] table.

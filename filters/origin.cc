@@ -169,8 +169,8 @@ FactoryPtr buildOriginFactory(const config::FilterSpec& spec, std::vector<std::s
   reader.markRead("type");
   std::vector<const toml::node*> nodes;
   std::vector<std::string> allow = reader.strings("allow", &nodes);
-  if (!reader.has("allow")) reader.error(nullptr, "missing required key 'allow' in " +
-                                                      reader.context());
+  if (!reader.has("allow"))
+    reader.error(nullptr, "missing required key 'allow' in " + reader.context());
   std::vector<OriginPattern> patterns;
   for (size_t i = 0; i < allow.size(); ++i) {
     if (std::optional<OriginPattern> pattern = parseOriginPattern(allow[i])) {

@@ -22,9 +22,9 @@
 namespace wsb::filters {
 
 struct OriginPattern {
-  bool any = false;           // "*"
-  std::string scheme;         // lower case; empty = any scheme
-  std::string host;           // lower case; for a wildcard the suffix with its dot, ".example.com"
+  bool any = false;    // "*"
+  std::string scheme;  // lower case; empty = any scheme
+  std::string host;    // lower case; for a wildcard the suffix with its dot, ".example.com"
   bool wildcard = false;
   std::optional<uint16_t> port;
 };

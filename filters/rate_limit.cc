@@ -52,9 +52,7 @@ class RateLimitFilter final : public Filter {
     return charge(message.direction, std::nullopt, message.payload.size());
   }
 
-  Status onEvent(Event& event) override {
-    return charge(event.direction, event.name, event.size);
-  }
+  Status onEvent(Event& event) override { return charge(event.direction, event.name, event.size); }
 
  private:
   Status charge(Direction direction, std::optional<std::string_view> event, size_t size) {
@@ -72,8 +70,8 @@ class RateLimitFilter final : public Filter {
     }
     if (!rule->active()) return Status::Continue;
 
-    TakeMode mode = settings_->action == RateAction::Shape ? TakeMode::Always
-                                                           : TakeMode::IfAvailable;
+    TakeMode mode =
+        settings_->action == RateAction::Shape ? TakeMode::Always : TakeMode::IfAvailable;
     TimePoint now = callbacks_.clock().now();
     bool shared = settings_->key == RateKey::Ip || settings_->key == RateKey::Claim;
     TakeResult r = shared ? takeShared(in, bucket, *rule, size, now, mode)
@@ -136,8 +134,8 @@ class RateLimitFilter final : public Filter {
     }
     if (rule.bytes.rate > 0) {
       scratch_.back() = 'b';
-      result = combine(result,
-                       store_->take(scratch_, rule.bytes, static_cast<double>(size), now, mode));
+      result =
+          combine(result, store_->take(scratch_, rule.bytes, static_cast<double>(size), now, mode));
     }
     return result;
   }
@@ -236,10 +234,9 @@ FactoryPtr buildRateLimitFactory(const config::FilterSpec& spec, std::vector<std
   s.connections.rate = atLeast(reader, "connections_per_second", 0, 0);
   s.connections.burst =
       atLeast(reader, "connections_burst", std::max(1.0, std::ceil(s.connections.rate)), 1);
-  s.action = reader.choice("action", RateAction::Notify,
-                           {{"notify", RateAction::Notify},
-                            {"close", RateAction::Close},
-                            {"shape", RateAction::Shape}});
+  s.action = reader.choice(
+      "action", RateAction::Notify,
+      {{"notify", RateAction::Notify}, {"close", RateAction::Close}, {"shape", RateAction::Shape}});
   s.notice = reader.string("notice", s.notice);
   std::optional<size_t> direction = reader.oneOf("direction", {"in", "out", "both"});
   if (direction) {
@@ -264,7 +261,8 @@ FactoryPtr buildRateLimitFactory(const config::FilterSpec& spec, std::vector<std
   if (!s.rule.active() && s.events.empty() && s.connections.rate == 0)
     reader.error(nullptr, "[filter." + spec.name +
                               "] limits nothing: set messages_per_second, bytes_per_second, "
-                              "connections_per_second or [filter." + spec.name + ".events]");
+                              "connections_per_second or [filter." +
+                              spec.name + ".events]");
   reader.finish();
   if (errors->size() != before) return nullptr;
   return std::make_shared<RateLimitFactory>(std::move(s), std::move(store));

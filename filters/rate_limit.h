@@ -47,7 +47,7 @@ struct RateLimitSettings {
   BucketLimit connections;  // per client IP at the handshake; rate 0 = off
   RateAction action = RateAction::Notify;
   std::string notice = R"({"event":"rate-limit-exceeded","data":{"message":"too many messages"}})";
-  bool limit_in = true;   // client -> upstream
+  bool limit_in = true;    // client -> upstream
   bool limit_out = false;  // upstream -> client
 };
 

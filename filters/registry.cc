@@ -1,6 +1,14 @@
 // Filter registry: one line per built-in filter type.
 #include "filters/registry.h"
 
+#include "filters/access_log.h"
+#include "filters/event_acl.h"
+#include "filters/heartbeat.h"
+#include "filters/jwt_auth.h"
+#include "filters/limits.h"
+#include "filters/origin.h"
+#include "filters/rate_limit.h"
+
 namespace wsb::filters {
 
 namespace {
@@ -13,7 +21,13 @@ struct Entry {
 
 // Adding a filter: its own files plus one line here.
 constexpr Entry kFilters[] = {
-    {nullptr, nullptr},
+    {"heartbeat", buildHeartbeatFactory},
+    {"auth.jwt", buildJwtAuthFactory},
+    {"rate_limit", buildRateLimitFactory},
+    {"origin", buildOriginFactory},
+    {"limits", buildLimitsFactory},
+    {"event_acl", buildEventAclFactory},
+    {"access_log", buildAccessLogFactory},
 };
 }  // namespace
 

@@ -1,14 +1,13 @@
 // Access log filter: exact line formats, counting per direction, user, config and file paths.
 #include "filters/access_log.h"
 
-#include <unistd.h>
-
-#include <filesystem>
-#include <sstream>
-
-#include <catch2/catch.hpp>
 #include <spdlog/logger.h>
 #include <spdlog/sinks/ostream_sink.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <sstream>
 
 #include "tests/filters/fake_callbacks.h"
 
@@ -124,8 +123,8 @@ FactoryPtr build(std::string_view body, std::vector<std::string>* errors) {
 }
 
 TEST_CASE("access_log shares one logger per path and creates the file at load") {
-  std::filesystem::path dir = std::filesystem::temp_directory_path() /
-                              ("wsb_access_log_" + std::to_string(::getpid()));
+  std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("wsb_access_log_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   std::string file = (dir / "access.log").string();
   std::vector<std::string> errors;
@@ -156,9 +155,9 @@ TEST_CASE("access_log config errors carry line and column") {
                       "test.toml:4:8: 'path' directory not found: /nonexistent-dir-wsb"});
   errors.clear();
   CHECK(build("type = 'access_log'\npath = ''\nlevel = 'info'\n", &errors) == nullptr);
-  CHECK(errors == std::vector<std::string>{
-                      "test.toml:3:8: 'path' must be a file path or \"-\" for stderr",
-                      "test.toml:4:1: unknown key 'level' in [filter.test]"});
+  CHECK(errors ==
+        std::vector<std::string>{"test.toml:3:8: 'path' must be a file path or \"-\" for stderr",
+                                 "test.toml:4:1: unknown key 'level' in [filter.test]"});
 }
 
 }  // namespace

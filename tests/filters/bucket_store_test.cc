@@ -3,10 +3,9 @@
 #include "filters/bucket_store.h"
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <thread>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 namespace wsb::filters {
 namespace {

@@ -66,8 +66,7 @@ TEST_CASE("event_acl names match exactly") {
 
 TEST_CASE("event_acl with action close closes 1008 instead of acking") {
   FakeCallbacks cb;
-  auto filter =
-      build("type = 'event_acl'\ndeny_in = ['shutdown']\naction = 'close'\n")->create(cb);
+  auto filter = build("type = 'event_acl'\ndeny_in = ['shutdown']\naction = 'close'\n")->create(cb);
   Event e = event(Direction::ToUpstream, "shutdown", 1);
   CHECK(filter->onEvent(e) == Status::Drop);
   CHECK(cb.take() == Calls{"close 1008 event not allowed"});

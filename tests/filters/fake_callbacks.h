@@ -2,6 +2,8 @@
 // helpers that build a filter's config table and handshake context from literals.
 #pragma once
 
+#include <toml++/toml.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -11,8 +13,6 @@
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <toml++/toml.h>
 
 #include "codec/http1.h"
 #include "config/config.h"
@@ -29,7 +29,10 @@ class ManualClock final : public Clock {
     return unix_base_ + std::chrono::duration_cast<std::chrono::seconds>(now_ - start_).count();
   }
   void advance(Duration by) { now_ += by; }
-  void setUnixSeconds(int64_t seconds) { unix_base_ = seconds; start_ = now_; }
+  void setUnixSeconds(int64_t seconds) {
+    unix_base_ = seconds;
+    start_ = now_;
+  }
 
  private:
   // Far from the epoch so that "now - interval" never underflows in the code under test.
@@ -66,8 +69,7 @@ class FakeCallbacks final : public FilterCallbacks {
   }
   void ackError(Side toward, const Event& event, std::string_view args_json) override {
     calls.push_back(std::string("ack ") + sideName(toward) + " " + std::string(event.name) + " " +
-                    (event.ack ? std::to_string(*event.ack) : "-") + " " +
-                    std::string(args_json));
+                    (event.ack ? std::to_string(*event.ack) : "-") + " " + std::string(args_json));
   }
   void close(uint16_t code, std::string_view reason) override {
     closings.push_back({code, std::string(reason)});
@@ -114,12 +116,13 @@ class FakeCallbacks final : public FilterCallbacks {
     for (;;) {
       ManualTimer* next = nullptr;
       for (ManualTimer* t : timers_) {
-        if (t->armed_ && t->deadline_ <= target && (next == nullptr || t->deadline_ < next->deadline_))
+        if (t->armed_ && t->deadline_ <= target &&
+            (next == nullptr || t->deadline_ < next->deadline_))
           next = t;
       }
       if (next == nullptr) break;
-      if (next->deadline_ > clock_.now()) clock_.advance(
-          std::chrono::duration_cast<Duration>(next->deadline_ - clock_.now()));
+      if (next->deadline_ > clock_.now())
+        clock_.advance(std::chrono::duration_cast<Duration>(next->deadline_ - clock_.now()));
       next->armed_ = false;
       next->callback_();
     }
@@ -147,7 +150,8 @@ class FakeCallbacks final : public FilterCallbacks {
 // is line 1, so the first line of `body` is line 2.
 inline config::FilterSpec specFrom(std::string_view body, std::string name = "test") {
   std::string text = "[filter." + name + "]\n" + std::string(body);
-  auto document = std::make_shared<toml::table>(toml::parse(std::string_view(text), std::string_view("test.toml")));
+  auto document = std::make_shared<toml::table>(
+      toml::parse(std::string_view(text), std::string_view("test.toml")));
   const toml::table* table = (*document)["filter"][name].as_table();
   config::FilterSpec spec;
   spec.name = name;
@@ -184,8 +188,8 @@ struct Handshake {
     return *this;
   }
   HandshakeContext context() {
-    return HandshakeContext{request,          client_ip,       route, upstream_headers,
-                            socketio_client,  socketio_auth};
+    return HandshakeContext{request,          client_ip,       route,
+                            upstream_headers, socketio_client, socketio_auth};
   }
 };
 

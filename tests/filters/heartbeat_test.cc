@@ -25,8 +25,8 @@ FactoryPtr build(std::string_view body) {
 
 TEST_CASE("heartbeat pings both sides every interval while they answer") {
   FakeCallbacks cb;
-  auto filter = build("type = 'heartbeat'\nping_interval = '10s'\nping_timeout = '5s'\n")
-                    ->create(cb);
+  auto filter =
+      build("type = 'heartbeat'\nping_interval = '10s'\nping_timeout = '5s'\n")->create(cb);
   filter->onEstablished();
   cb.advance(9999ms);
   CHECK(cb.take().empty());
@@ -49,8 +49,8 @@ TEST_CASE("heartbeat pings both sides every interval while they answer") {
 
 TEST_CASE("heartbeat closes 1001 when the client misses its pong deadline") {
   FakeCallbacks cb;
-  auto filter = build("type = 'heartbeat'\nping_interval = '10s'\nping_timeout = '5s'\n")
-                    ->create(cb);
+  auto filter =
+      build("type = 'heartbeat'\nping_interval = '10s'\nping_timeout = '5s'\n")->create(cb);
   filter->onEstablished();
   cb.advance(10s);
   CHECK(cb.take() == Calls{"ping client", "ping upstream"});
@@ -67,8 +67,8 @@ TEST_CASE("heartbeat closes 1001 when the client misses its pong deadline") {
 
 TEST_CASE("heartbeat closes 1011 toward the client when the upstream misses its pong") {
   FakeCallbacks cb;
-  auto filter = build("type = 'heartbeat'\nping_interval = '10s'\nping_timeout = '5s'\n")
-                    ->create(cb);
+  auto filter =
+      build("type = 'heartbeat'\nping_interval = '10s'\nping_timeout = '5s'\n")->create(cb);
   filter->onEstablished();
   cb.advance(10s);
   filter->onPong(Side::Client);
@@ -78,8 +78,8 @@ TEST_CASE("heartbeat closes 1011 toward the client when the upstream misses its 
 
 TEST_CASE("heartbeat never extends a deadline by pinging a side that still owes a pong") {
   FakeCallbacks cb;
-  auto filter = build("type = 'heartbeat'\nping_interval = '10s'\nping_timeout = '25s'\n")
-                    ->create(cb);
+  auto filter =
+      build("type = 'heartbeat'\nping_interval = '10s'\nping_timeout = '25s'\n")->create(cb);
   filter->onEstablished();
   cb.advance(10s);
   CHECK(cb.take() == Calls{"ping client", "ping upstream"});
@@ -116,8 +116,7 @@ TEST_CASE("heartbeat answers a client text ping itself and never forwards it") {
 
 TEST_CASE("heartbeat text pong is configurable") {
   FakeCallbacks cb;
-  auto filter =
-      build("type = 'heartbeat'\ntext_ping = '2'\ntext_pong = '3'\n")->create(cb);
+  auto filter = build("type = 'heartbeat'\ntext_ping = '2'\ntext_pong = '3'\n")->create(cb);
   Message ping = textMessage(Direction::ToUpstream, "2");
   CHECK(filter->onMessage(ping) == Status::Drop);
   CHECK(cb.take() == Calls{"notify client 3"});

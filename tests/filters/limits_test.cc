@@ -58,8 +58,7 @@ TEST_CASE("limits closes 1009 on a message one byte over max_message") {
 
 TEST_CASE("limits applies max_message_in and max_message_out per direction") {
   FakeCallbacks cb;
-  auto filter =
-      build("type = 'limits'\nmax_message = '1KiB'\nmax_message_in = 2\n")->create(cb);
+  auto filter = build("type = 'limits'\nmax_message = '1KiB'\nmax_message_in = 2\n")->create(cb);
   Message out = textMessage(Direction::ToClient, std::string(1024, 'x'));
   CHECK(filter->onMessage(out) == Status::Continue);
   Message in = textMessage(Direction::ToUpstream, "abc");

@@ -127,8 +127,8 @@ TEST_CASE("origin config errors carry line and column") {
                       "test.toml:4:11: 'require' must be true or false"});
   errors.clear();
   CHECK(build("type = 'origin'\n", &errors) == nullptr);
-  CHECK(errors == std::vector<std::string>{
-                      "test.toml:1:1: missing required key 'allow' in [filter.test]"});
+  CHECK(errors ==
+        std::vector<std::string>{"test.toml:1:1: missing required key 'allow' in [filter.test]"});
 }
 
 }  // namespace

@@ -63,7 +63,8 @@ TEST_CASE("rate_limit at 5/s drops and notifies exactly the excess of 20 message
   CHECK(passed == "PPPPPPddPdddPdddPddd");
   Calls notices = c.cb.take();
   CHECK(notices.size() == 11);
-  CHECK(std::all_of(notices.begin(), notices.end(), [](const std::string& n) { return n == kNotice; }));
+  CHECK(std::all_of(notices.begin(), notices.end(),
+                    [](const std::string& n) { return n == kNotice; }));
 }
 
 TEST_CASE("rate_limit refill edge: one message 200 ms after the burst, not 199 ms") {
@@ -199,8 +200,7 @@ TEST_CASE("rate_limit limits the direction it is told to, and notifies the sende
   CHECK(c.send("in") == Status::Continue);
   CHECK(c.send("out", Direction::ToClient) == Status::Continue);
   CHECK(c.send("out", Direction::ToClient) == Status::Drop);
-  CHECK(c.cb.take() ==
-        Calls{R"(notify upstream {"event":"rate-limit-exceeded","data":{"message":"too many messages"}})"});
+  CHECK(c.cb.take() == Calls{"notify upstream " + std::string(kNotice.substr(14))});
 
   Limiter both("type = 'rate_limit'\nmessages_per_second = 1\ndirection = 'both'\n");
   Connection d(both);
