@@ -2,7 +2,10 @@
 #include "codec/ws_frame.h"
 
 #include <array>
+#include <bit>
 #include <cstring>
+
+#include <simdjson.h>
 
 namespace wsb::ws {
 
@@ -100,14 +103,11 @@ constexpr std::array<uint8_t, kStates * kClasses> kNext = [] {
 
 constexpr uint64_t kHighBits = 0x8080808080808080ull;
 
-}  // namespace
-
-bool Utf8Validator::feed(const uint8_t* data, size_t len) {
-  uint32_t state = state_;
+// One DFA step per byte, skipping ASCII a word at a time between characters.
+uint32_t runDfa(uint32_t state, const uint8_t* data, size_t len) {
   size_t i = 0;
   while (i < len) {
     if (state == kAccept) {
-      // Between characters: skip ASCII a word at a time, the overwhelmingly common text.
       while (i + 8 <= len) {
         uint64_t word;
         std::memcpy(&word, data + i, 8);
@@ -121,15 +121,59 @@ bool Utf8Validator::feed(const uint8_t* data, size_t len) {
     if (state == kReject) break;
     ++i;
   }
-  state_ = state;
-  return state != kReject;
+  return state;
+}
+
+// Where a trailing sequence that `data` cuts short begins (`len` when none is cut short).
+size_t incompleteTail(const uint8_t* data, size_t len) {
+  for (size_t back = 1; back <= 3 && back <= len; ++back) {
+    uint8_t b = data[len - back];
+    if ((b & 0xC0) == 0x80) continue;
+    size_t need = b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 1;
+    return need > back ? len - back : len;
+  }
+  return len;
+}
+
+// Below this the DFA beats simdjson's per-call cost; above it simdjson's SIMD wins by ~10x on
+// non-ASCII text.
+constexpr size_t kBulkMin = 64;
+
+}  // namespace
+
+bool Utf8Validator::feed(const uint8_t* data, size_t len) {
+  if (state_ == kReject) return false;
+  if (len < kBulkMin) {
+    state_ = runDfa(state_, data, len);
+    return state_ != kReject;
+  }
+  // Finish a character carried over from the previous piece (at most 3 bytes).
+  size_t start = 0;
+  while (state_ != kAccept && state_ != kReject) {
+    state_ = kNext[state_ * kClasses + kByteClass[data[start++]]];
+  }
+  if (state_ == kReject) return false;
+  // simdjson needs whole characters: hold a character cut short at the end back for the DFA.
+  size_t bulk_end = start + incompleteTail(data + start, len - start);
+  if (!simdjson::validate_utf8(reinterpret_cast<const char*>(data + start), bulk_end - start)) {
+    state_ = kReject;
+    return false;
+  }
+  state_ = runDfa(kAccept, data + bulk_end, len - bulk_end);
+  return state_ != kReject;
 }
 
 void applyMask(uint8_t* data, size_t len, const uint8_t key[4], size_t phase) {
+  // The key as it lies in memory, rotated so its first byte is key[phase]; built with whole-word
+  // arithmetic because byte stores read back as a word stall store forwarding.
+  uint32_t key32;
+  std::memcpy(&key32, key, 4);
+  unsigned shift = static_cast<unsigned>(phase & 3) * 8;
+  key32 = std::endian::native == std::endian::little ? std::rotr(key32, shift)
+                                                     : std::rotl(key32, shift);
+  uint64_t mask = (uint64_t{key32} << 32) | key32;
   uint8_t rotated[8];
-  for (size_t i = 0; i < 8; ++i) rotated[i] = key[(phase + i) & 3];
-  uint64_t mask;
-  std::memcpy(&mask, rotated, 8);
+  std::memcpy(rotated, &mask, 8);
   size_t i = 0;
   // Two words per step lets the compiler keep both in registers (or one vector register).
   for (; i + 16 <= len; i += 16) {

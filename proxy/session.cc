@@ -16,6 +16,7 @@
 #include "proxy/eio_relay.h"
 #include "proxy/notice_box.h"
 #include "proxy/sio_inspector.h"
+#include "proxy/translate_down.h"
 #include "proxy/translate_up.h"
 #include "proxy/worker.h"
 #include "proxy/ws_relay.h"
@@ -189,6 +190,17 @@ void Session::handleRequest() {
     return;
   }
   bool socketio = route_->downstream == config::Protocol::SocketIO;
+  const ClusterRuntime* cluster = snapshot_->cluster(route_->cluster);
+  if (socketio && cluster != nullptr && cluster->config->protocol == config::Protocol::WebSocket) {
+    // wsbridge is the Socket.IO server here: the Engine.IO session machinery takes the connection.
+    timer_->cancel();
+    bufferevent* client = client_;
+    client_ = nullptr;
+    startTranslateDown(worker_, snapshot_, *route_, listener_, client, std::move(req), client_ip_,
+                       client_port_);
+    finish();
+    return;
+  }
   if (socketio) {
     if (!checkSocketIoRequest()) return;
   } else {

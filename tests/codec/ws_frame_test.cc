@@ -484,6 +484,29 @@ TEST_CASE("Utf8Validator agrees with whole-buffer validation for every split") {
   }
 }
 
+TEST_CASE("Utf8Validator's bulk path agrees with simdjson at every split of long text") {
+  std::string base;
+  while (base.size() < 150) base += "a\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80";
+  std::vector<std::string> inputs;
+  for (size_t len = 60; len <= base.size(); ++len) inputs.push_back(base.substr(0, len));
+  for (size_t i = 0; i < base.size(); ++i) {
+    for (char bad : {'\xFF', '\x80', '\xC0', '\xED'}) {
+      std::string s = base;
+      s[i] = bad;
+      inputs.push_back(s);
+    }
+  }
+  for (const std::string& s : inputs) {
+    const auto* p = reinterpret_cast<const uint8_t*>(s.data());
+    bool want = simdjson::validate_utf8(s.data(), s.size());
+    for (size_t cut = 0; cut <= s.size(); ++cut) {
+      ws::Utf8Validator v;
+      bool ok = v.feed(p, cut) && v.feed(p + cut, s.size() - cut) && v.complete();
+      if (ok != want) FAIL("length " << s.size() << " cut " << cut);
+    }
+  }
+}
+
 TEST_CASE("a character split across fragments is valid") {
   Bytes wire = cat({frameFor(Role::Server, Opcode::Text, "\xF0\x9F", false),
                     frameFor(Role::Server, Opcode::Continuation, "\x98", false),
