@@ -11,8 +11,10 @@ namespace {
 
 namespace od = simdjson::ondemand;
 
-// Deeper values are refused: the walk recurses once per level.
-constexpr size_t kMaxDepth = 1024;
+// Deeper values are refused: the walk recurses once per level (about 200 bytes of stack each,
+// several KiB under AddressSanitizer). Real payloads nest a handful of levels.
+constexpr size_t kMaxDepth = 256;
+constexpr const char* kTooDeep = "JSON nests deeper than 256 levels";
 
 // One parser and one padded copy of the input per thread: simdjson reads up to
 // SIMDJSON_PADDING bytes past the end, and reusing both keeps steady-state parsing
@@ -374,7 +376,7 @@ class Walker {
   }
 
   bool walkArray(od::value& v, const char* start, std::string_view* raw, size_t depth) {
-    if (depth >= kMaxDepth) return false;
+    if (depth >= kMaxDepth) return fail(kTooDeep);
     od::array array;
     if (v.get_array().get(array) != simdjson::SUCCESS) return false;
     for (auto element : array) {
@@ -399,7 +401,7 @@ class Walker {
   }
 
   bool walkObject(od::value& v, const char* start, std::string_view* raw, size_t depth) {
-    if (depth >= kMaxDepth) return false;
+    if (depth >= kMaxDepth) return fail(kTooDeep);
     od::object object;
     if (v.get_object().get(object) != simdjson::SUCCESS) return false;
     // A marker found below is replaced; if this object is itself a marker, those replacements
@@ -515,6 +517,12 @@ ParseStatus invalid(std::string* error, const char* why) {
   return ParseStatus::Invalid;
 }
 
+// A walk fails on text that is not JSON, or on JSON nested too deeply to be an envelope.
+ParseStatus walkFailure(const Walker& walker, std::string* error) {
+  if (walker.why() != nullptr) return invalid(error, walker.why());
+  return notEnvelope(error, "envelope is not JSON");
+}
+
 enum Key : unsigned { kEvent = 1, kData = 2, kArgs = 4, kAck = 8, kNsp = 16, kOther = 0 };
 
 Key classify(std::string_view key) {
@@ -555,7 +563,7 @@ ParseStatus parseObject(od::document& doc, const char* base, size_t len,
     if (!walker.key(field, value, &name)) return notEnvelope(error, kNotJson);
     const Key key = classify(name);
     std::string_view raw;
-    if (!walker.walk(value, &raw, 1)) return notEnvelope(error, kNotJson);
+    if (!walker.walk(value, &raw, 1)) return walkFailure(walker, error);
     if (key == kOther || problem != nullptr) continue;
     if ((seen & key) != 0) {
       problem = duplicateError(key);
@@ -638,7 +646,7 @@ ParseStatus parseArray(od::document& doc, const char* base, size_t len, Message*
     if (element.get(value) != simdjson::SUCCESS) return notEnvelope(error, kNotJson);
     if (index == 1) args_start = value.raw_json_token().data();
     std::string_view raw;
-    if (!walker.walk(value, &raw, 1)) return notEnvelope(error, kNotJson);
+    if (!walker.walk(value, &raw, 1)) return walkFailure(walker, error);
     if (index == 0 && raw.front() == '"') {
       event_is_string = true;
       appendUnescaped(&out->event, raw.substr(1, raw.size() - 2));

@@ -140,7 +140,9 @@ void splitNamespace(std::string_view nsp, std::string_view* path, std::string_vi
 void appendQueryAsJson(std::string& out, std::string_view query);
 
 // ---- Builders ----------------------------------------------------------------------------------
-// Each appends one packet's text (without the Engine.IO `4`) to `out`.
+// Each appends one packet's text (without the Engine.IO `4`) to `out`. JSON arguments are written
+// as given (the caller vouches for them); a namespace must not contain ',' (it ends the namespace
+// on the wire, socket.io-parser's encoder refuses it).
 
 // `<type>[<attachments>-][<nsp>,][<id>][<data>]` from the packet's type, attachments, nsp, id and
 // data; the namespace is left out when it is "/" (as socket.io-parser's encoder does).

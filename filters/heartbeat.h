@@ -36,7 +36,8 @@ class HeartbeatFactory final : public FilterFactory {
 // Reads [filter.NAME] with type = "heartbeat".
 FactoryPtr buildHeartbeatFactory(const config::FilterSpec& spec, std::vector<std::string>* errors);
 
-// The settings of a route's heartbeat filter, or null when `factory` is another filter.
+// The settings of a route's heartbeat filter (valid while the factory lives), or null when
+// `factory` is another filter.
 const HeartbeatSettings* heartbeatSettings(const FilterFactory& factory);
 
 }  // namespace wsb::filters

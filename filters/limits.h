@@ -52,7 +52,8 @@ class LimitsFactory final : public FilterFactory {
 // Reads [filter.NAME] with type = "limits".
 FactoryPtr buildLimitsFactory(const config::FilterSpec& spec, std::vector<std::string>* errors);
 
-// The settings of a route's limits filter, or null when `factory` is another filter.
+// The settings of a route's limits filter (valid while the factory lives), or null when
+// `factory` is another filter.
 const LimitsSettings* limitsSettings(const FilterFactory& factory);
 
 }  // namespace wsb::filters

@@ -52,29 +52,7 @@ Server::Server(config::ConfigPtr config, std::string config_path)
 Server::~Server() = default;
 
 int Server::run() {
-  std::vector<std::string> errors;
-  snapshot_ = Snapshot::build(config_, &errors);
-  if (!snapshot_) {
-    for (const auto& e : errors) spdlog::error("{}", e);
-    return 1;
-  }
-  uint32_t count = config_->runtime.workers == 0 ? 1 : config_->runtime.workers;
-  for (uint32_t i = 0; i < count; ++i) {
-    auto worker = std::make_unique<Worker>(static_cast<int>(i), snapshot_);
-    std::string error;
-    if (!worker->bind(&error)) {
-      spdlog::error("{}", error);
-      return 1;
-    }
-    workers_.push_back(std::move(worker));
-  }
-  for (const auto& l : config_->listeners) {
-    spdlog::info("listening on {}://{} (listener '{}', {} worker{})", l.tls() ? "wss" : "ws",
-                 l.address.str(), l.name, count, count == 1 ? "" : "s");
-  }
-  for (auto& w : workers_) w->start();
-
-  // Signals are handled on the main thread's own loop; workers never see them.
+  // Signals first: a SIGTERM that arrives while listeners are being bound must drain, not kill.
   signal(SIGPIPE, SIG_IGN);
   Dispatcher main;
   struct Handlers {
@@ -96,10 +74,38 @@ int Server::run() {
   event_add(sigint, nullptr);
   event_add(sigterm, nullptr);
   event_add(sighup, nullptr);
+  auto free_signals = [&] {
+    event_free(sigint);
+    event_free(sigterm);
+    event_free(sighup);
+  };
+
+  std::vector<std::string> errors;
+  snapshot_ = Snapshot::build(config_, &errors);
+  if (!snapshot_) {
+    for (const auto& e : errors) spdlog::error("{}", e);
+    free_signals();
+    return 1;
+  }
+  uint32_t count = config_->runtime.workers == 0 ? 1 : config_->runtime.workers;
+  for (uint32_t i = 0; i < count; ++i) {
+    auto worker = std::make_unique<Worker>(static_cast<int>(i), snapshot_);
+    std::string error;
+    if (!worker->bind(&error)) {
+      spdlog::error("{}", error);
+      free_signals();
+      return 1;
+    }
+    workers_.push_back(std::move(worker));
+  }
+  for (const auto& l : config_->listeners) {
+    spdlog::info("listening on {}://{} (listener '{}', {} worker{})", l.tls() ? "wss" : "ws",
+                 l.address.str(), l.name, count, count == 1 ? "" : "s");
+  }
+  for (auto& w : workers_) w->start();
+
   main.run();
-  event_free(sigint);
-  event_free(sigterm);
-  event_free(sighup);
+  free_signals();
 
   for (auto& w : workers_) w->join();
   workers_.clear();

@@ -14,6 +14,18 @@ fuzz_seconds=${WSB_FUZZ_SECONDS:-20}
 
 scripts/install-deps.sh
 
+build() {  # dir, targets... : quiet unless it fails
+  local dir=$1 log
+  shift
+  log=$(mktemp)
+  if ! cmake --build "$dir" -j"$jobs" "$@" >"$log" 2>&1; then
+    grep -E "error|FAILED" -A5 "$log" | head -n 60
+    echo "build in $dir failed (full log: $log)"
+    exit 1
+  fi
+  rm -f "$log"
+}
+
 configure() {  # dir, extra cmake args...
   local dir=$1
   shift
@@ -23,7 +35,7 @@ configure() {  # dir, extra cmake args...
 if [ $quick = 0 ]; then
   echo "== ASan+UBSan build"
   configure build-asan -DWSBRIDGE_SANITIZE=ON
-  cmake --build build-asan -j"$jobs"
+  build build-asan
   echo "== ASan+UBSan tests"
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
      ctest -j"$jobs" --output-on-failure -LE heavy) | tail -n 25
@@ -31,7 +43,7 @@ if [ $quick = 0 ]; then
   if command -v clang++ >/dev/null; then
     echo "== libFuzzer targets (${fuzz_seconds}s each)"
     CC=clang CXX=clang++ configure build-fuzz -DWSBRIDGE_FUZZ=ON -DWSBRIDGE_E2E=OFF
-    cmake --build build-fuzz -j"$jobs" --target $(cd build-fuzz && ninja -t targets all | grep -o '^[a-z0-9_]*_fuzz:' | tr -d ':' | sort -u | tr '\n' ' ')
+    build build-fuzz --target $(cd build-fuzz && ninja -t targets all | grep -o '^[a-z0-9_]*_fuzz:' | tr -d ':' | sort -u | tr '\n' ' ')
     for fuzzer in build-fuzz/tests/fuzz/*_fuzz; do
       name=$(basename "$fuzzer" _fuzz)
       work=$(mktemp -d)
@@ -49,7 +61,7 @@ fi
 
 echo "== release build (-Werror)"
 configure build
-cmake --build build -j"$jobs"
+build build
 echo "== tests"
 cd build
 ctest -j"$jobs" --output-on-failure

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/tcp.h>
+#include <openssl/rand.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -13,8 +14,6 @@
 #include <climits>
 #include <cstdio>
 #include <cstring>
-
-#include <openssl/rand.h>
 
 #include "codec/http1.h"
 
@@ -54,8 +53,10 @@ std::string_view headerValue(std::string_view head, std::string_view name) {
     size_t colon = line.find(':');
     if (colon == name.size() && http::iequals(line.substr(0, colon), name)) {
       std::string_view value = line.substr(colon + 1);
-      while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-      while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+      while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+        value.remove_prefix(1);
+      while (!value.empty() && (value.back() == ' ' || value.back() == '\t'))
+        value.remove_suffix(1);
       return value;
     }
     pos = line_end;
@@ -82,9 +83,8 @@ struct Worker::Sink {
       conn->head_len = static_cast<uint8_t>(conn->head_len + take);
     }
     const std::string& expect = worker->expect_;
-    if (conn->msg_match &&
-        (conn->msg_len + len > expect.size() ||
-         std::memcmp(expect.data() + conn->msg_len, data, len) != 0)) {
+    if (conn->msg_match && (conn->msg_len + len > expect.size() ||
+                            std::memcmp(expect.data() + conn->msg_len, data, len) != 0)) {
       conn->msg_match = false;
     }
     conn->msg_len += static_cast<uint32_t>(std::min<size_t>(len, UINT32_MAX - conn->msg_len));
@@ -196,9 +196,8 @@ void Worker::startConnection(Conn& c) {
   if (options_.sources > 0) {
     // Several source addresses multiply the ephemeral ports available toward one listener;
     // IP_BIND_ADDRESS_NO_PORT leaves the port choice to connect(), which knows the 4-tuple.
-    uint64_t n = options_.mode == Mode::ConnRate
-                     ? cycles_started_++ * options_.threads + index_
-                     : uint64_t{first_conn_} + c.slot;
+    uint64_t n = options_.mode == Mode::ConnRate ? cycles_started_++ * options_.threads + index_
+                                                 : uint64_t{first_conn_} + c.slot;
     sockaddr_in src{};
     src.sin_family = AF_INET;
     src.sin_addr.s_addr = htonl((127u << 24) | static_cast<uint32_t>(2 + n % options_.sources));
@@ -292,8 +291,7 @@ void Worker::handleRead(Conn& c) {
   }
   if (batch_round_trips_ > 0) {
     counters.round_trips.fetch_add(batch_round_trips_, std::memory_order_relaxed);
-    counters.payload_bytes.fetch_add(batch_round_trips_ * options_.size,
-                                     std::memory_order_relaxed);
+    counters.payload_bytes.fetch_add(batch_round_trips_ * options_.size, std::memory_order_relaxed);
   }
   if (c.fd >= 0 && c.echoes_due > 0) {
     uint32_t due = c.echoes_due;
@@ -414,8 +412,8 @@ bool Worker::onMessage(Conn& c) {
   }
   counters.mismatched.fetch_add(1, std::memory_order_relaxed);
   if (first_error_.empty()) {
-    first_error_ = "unexpected message (" + std::to_string(c.msg_len) + " bytes): " +
-                   std::string(head.substr(0, 24));
+    first_error_ = "unexpected message (" + std::to_string(c.msg_len) +
+                   " bytes): " + std::string(head.substr(0, 24));
   }
   return true;
 }
@@ -460,8 +458,8 @@ void Worker::sendText(Conn& c, std::string_view text) {
 }
 
 void Worker::sendControl(Conn& c, ws::Opcode op, const uint8_t* payload, size_t len) {
-  std::string frame = ws::makeFrame(
-      op, std::string_view(reinterpret_cast<const char*>(payload), len), true, mask_);
+  std::string frame =
+      ws::makeFrame(op, std::string_view(reinterpret_cast<const char*>(payload), len), true, mask_);
   iovec iov{frame.data(), frame.size()};
   writeOut(c, &iov, 1);
 }
@@ -520,8 +518,8 @@ void Worker::closeConn(Conn& c) {
 }
 
 void Worker::fail(Conn& c, const std::string& why) {
-  bool handshaking = c.state != State::Running && c.state != State::Closing &&
-                     c.state != State::Idle;
+  bool handshaking =
+      c.state != State::Running && c.state != State::Closing && c.state != State::Idle;
   if (c.fd >= 0) closeConn(c);
   counters.failed.fetch_add(1, std::memory_order_relaxed);
   if (first_error_.empty()) first_error_ = why;

@@ -27,18 +27,18 @@ struct Options {
   std::string host = "127.0.0.1";  // as written in the URL (Host header)
   sockaddr_in target{};
   std::string path = "/";
-  uint32_t connections = 50;   // throughput and idle: held; connrate: handshakes in flight
-  uint32_t depth = 8;          // messages in flight per connection
-  uint32_t size = 64;          // payload bytes per message
-  bool text = false;           // raw flavour: text frames instead of binary
-  double duration = 10;        // seconds measured (throughput, connrate)
-  double warmup = 2;           // seconds before measuring (throughput, connrate)
-  double hold = 10;            // idle: seconds to hold once all are open
-  double connect_timeout = 30; // seconds for all connections to come up
-  uint32_t ramp = 256;         // handshakes in flight while opening (idle, throughput)
+  uint32_t connections = 50;    // throughput and idle: held; connrate: handshakes in flight
+  uint32_t depth = 8;           // messages in flight per connection
+  uint32_t size = 64;           // payload bytes per message
+  bool text = false;            // raw flavour: text frames instead of binary
+  double duration = 10;         // seconds measured (throughput, connrate)
+  double warmup = 2;            // seconds before measuring (throughput, connrate)
+  double hold = 10;             // idle: seconds to hold once all are open
+  double connect_timeout = 30;  // seconds for all connections to come up
+  uint32_t ramp = 256;          // handshakes in flight while opening (idle, throughput)
   uint32_t threads = 1;
-  uint32_t sources = 16;       // source addresses 127.0.0.2 .. 127.0.0.(1+sources); 0 = none
-  std::string ready_file;      // idle: created once all connections are open
+  uint32_t sources = 16;   // source addresses 127.0.0.2 .. 127.0.0.(1+sources); 0 = none
+  std::string ready_file;  // idle: created once all connections are open
   bool json = false;
 };
 
@@ -91,8 +91,8 @@ class Worker {
     event rev{};
     event wev{};
     ws::FrameParser<ws::Role::Client> parser;
-    char key[25] = {};  // Sec-WebSocket-Key sent
-    std::string http;   // the 101 response while it arrives
+    char key[25] = {};             // Sec-WebSocket-Key sent
+    std::string http;              // the 101 response while it arrives
     std::vector<uint8_t> pending;  // output the socket did not take yet
     size_t pending_off = 0;
     // The message being received, compared to the expected echo as it arrives.
@@ -148,8 +148,8 @@ class Worker {
   bool in_start_more_ = false;  // startMore() is on the stack: failures must not recurse
 
   uint8_t mask_[4] = {};
-  std::vector<uint8_t> frame_;   // one masked message frame, sent as is for every message
-  std::string expect_;           // the echo payload expected back
+  std::vector<uint8_t> frame_;  // one masked message frame, sent as is for every message
+  std::string expect_;          // the echo payload expected back
   ws::Opcode expect_op_ = ws::Opcode::Binary;
   std::vector<uint64_t> send_times_;
   std::vector<iovec> iov_;

@@ -188,18 +188,24 @@ void raiseFileLimit() {
 
 const char* modeName(Mode mode) {
   switch (mode) {
-    case Mode::Throughput: return "throughput";
-    case Mode::Idle: return "idle";
-    case Mode::ConnRate: return "connrate";
+    case Mode::Throughput:
+      return "throughput";
+    case Mode::Idle:
+      return "idle";
+    case Mode::ConnRate:
+      return "connrate";
   }
   return "?";
 }
 
 const char* flavourName(Flavour flavour) {
   switch (flavour) {
-    case Flavour::Raw: return "raw";
-    case Flavour::SocketIO: return "socketio";
-    case Flavour::Envelope: return "envelope";
+    case Flavour::Raw:
+      return "raw";
+    case Flavour::SocketIO:
+      return "socketio";
+    case Flavour::Envelope:
+      return "envelope";
   }
   return "?";
 }
@@ -259,8 +265,8 @@ int main(int argc, char** argv) {
   std::vector<std::unique_ptr<Worker>> workers;
   uint32_t first = 0;
   for (uint32_t i = 0; i < options.threads; ++i) {
-    uint32_t count = options.connections / options.threads +
-                     (i < options.connections % options.threads ? 1 : 0);
+    uint32_t count =
+        options.connections / options.threads + (i < options.connections % options.threads ? 1 : 0);
     workers.push_back(std::make_unique<Worker>(options, i, count, first, &measuring));
     first += count;
   }
@@ -310,10 +316,10 @@ int main(int argc, char** argv) {
       ok = false;
     }
     if (options.mode == Mode::Idle) {
-      if (ok && !options.ready_file.empty()) std::ofstream(options.ready_file) << opened.established;
+      if (ok && !options.ready_file.empty())
+        std::ofstream(options.ready_file) << opened.established;
       std::fprintf(stderr, "wsbench: %" PRIu64 " of %u connections open after %.2f s%s\n",
-                   opened.established, options.connections, ramp_s,
-                   ok ? "; holding" : "");
+                   opened.established, options.connections, ramp_s, ok ? "; holding" : "");
       if (ok) sleepSeconds(options.hold);
       Totals after = sum(workers);
       stopAll();
@@ -321,17 +327,19 @@ int main(int argc, char** argv) {
       ok = ok && lost == 0 && after.established == options.connections;
       double rate = static_cast<double>(opened.established) / ramp_s;
       std::snprintf(buf, sizeof(buf),
-                    "idle %s: %" PRIu64 "/%u connections open in %.2f s (%.0f/s), held %.1f s, "
+                    "idle %s: %" PRIu64
+                    "/%u connections open in %.2f s (%.0f/s), held %.1f s, "
                     "lost %" PRIu64 ", failed %" PRIu64,
                     flavour, opened.established, options.connections, ramp_s, rate, options.hold,
                     lost, after.failed);
       line = buf;
-      std::snprintf(buf, sizeof(buf),
-                    "{\"mode\":\"%s\",\"flavour\":\"%s\",\"connections\":%u,\"established\":%" PRIu64
-                    ",\"ramp_s\":%.3f,\"connects_per_s\":%.1f,\"hold_s\":%.1f,\"lost\":%" PRIu64
-                    ",\"failed\":%" PRIu64 ",\"ok\":%s}",
-                    mode, flavour, options.connections, opened.established, ramp_s, rate,
-                    options.hold, lost, after.failed, ok ? "true" : "false");
+      std::snprintf(
+          buf, sizeof(buf),
+          "{\"mode\":\"%s\",\"flavour\":\"%s\",\"connections\":%u,\"established\":%" PRIu64
+          ",\"ramp_s\":%.3f,\"connects_per_s\":%.1f,\"hold_s\":%.1f,\"lost\":%" PRIu64
+          ",\"failed\":%" PRIu64 ",\"ok\":%s}",
+          mode, flavour, options.connections, opened.established, ramp_s, rate, options.hold, lost,
+          after.failed, ok ? "true" : "false");
       json = buf;
     } else {
       Totals before{};
@@ -354,11 +362,13 @@ int main(int argc, char** argv) {
       for (const auto& w : workers) histogram.merge(w->histogram());
       uint64_t trips = after.round_trips - before.round_trips;
       double rate = seconds > 0 ? static_cast<double>(trips) / seconds : 0;
-      double mbps =
-          seconds > 0 ? static_cast<double>(after.payload_bytes - before.payload_bytes) / seconds / 1e6
-                      : 0;
+      double mbps = seconds > 0 ? static_cast<double>(after.payload_bytes - before.payload_bytes) /
+                                      seconds / 1e6
+                                : 0;
       ok = ok && trips > 0 && after.failed == 0 && after.mismatched == 0;
-      auto us = [&](double percent) { return static_cast<double>(histogram.percentile(percent)) / 1e3; };
+      auto us = [&](double percent) {
+        return static_cast<double>(histogram.percentile(percent)) / 1e3;
+      };
       double max_us = static_cast<double>(histogram.max()) / 1e3;
       std::snprintf(buf, sizeof(buf),
                     "throughput %s: %u conns x %u in flight x %u B, %.1f s: %.0f msgs/s, "

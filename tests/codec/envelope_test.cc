@@ -146,7 +146,8 @@ TEST_CASE("json envelope whitespace around and inside values is kept or skipped 
 
 TEST_CASE("unicode and escapes in arguments are preserved byte for byte") {
   const std::string data =
-      R"({"t":"h\u00e9 \"q\" \\ \/ \n é 😀 \ud83d\ude00 \ud800 \u2028","n":-1.5e+10,"b":[true,false]})";
+      R"({"t":"h\u00e9 \"q\" \\ \/ \n é 😀 \ud83d\ude00 \ud800 \u2028",)"
+      R"("n":-1.5e+10,"b":[true,false]})";
   const Parsed p = parseJson(R"({"event":"chat","data":)" + data + "}");
   REQUIRE(p.status == ParseStatus::Ok);
   CHECK(p.message.args == "[" + data + "]");
@@ -163,7 +164,8 @@ TEST_CASE("event names are unescaped, surrogate pairs joined, lone surrogates re
 }
 
 TEST_CASE("big and exotic numbers are valid JSON arguments") {
-  const Parsed p = parseJson(R"({"event":"n","args":[123456789012345678901234567890,1e400,-0,0.5E-3]})");
+  const Parsed p =
+      parseJson(R"({"event":"n","args":[123456789012345678901234567890,1e400,-0,0.5E-3]})");
   REQUIRE(p.status == ParseStatus::Ok);
   CHECK(p.message.args == "[123456789012345678901234567890,1e400,-0,0.5E-3]");
 }
@@ -245,13 +247,17 @@ TEST_CASE("semantic problems in text that is not JSON still make it not an envel
   requireNotEnvelope(R"({"event":1,"data":[1,})", "envelope is not JSON");
 }
 
-TEST_CASE("nesting deeper than 1024 levels is refused, 1000 levels pass") {
-  const std::string ok = R"({"event":"d","data":)" + std::string(1000, '[') +
-                         std::string(1000, ']') + "}";
-  CHECK(parseJson(ok).status == ParseStatus::Ok);
-  const std::string deep = R"({"event":"d","data":)" + std::string(5000, '[') +
-                           std::string(5000, ']') + "}";
-  requireNotEnvelope(deep, "envelope is not JSON");
+TEST_CASE("nesting deeper than 256 levels is refused, 255 levels pass") {
+  const auto nested = [](size_t levels) {
+    return R"({"event":"d","data":)" + std::string(levels, '[') + std::string(levels, ']') + "}";
+  };
+  CHECK(parseJson(nested(255)).status == ParseStatus::Ok);
+  requireInvalid(nested(256), "JSON nests deeper than 256 levels");
+  requireInvalid(nested(100000), "JSON nests deeper than 256 levels");
+  std::string out, error;
+  CHECK_FALSE(env::inlineAttachments(std::string(300, '[') + std::string(300, ']'), {}, &out,
+                                     &error));
+  CHECK(error == "JSON nests deeper than 256 levels");
 }
 
 TEST_CASE("parse resets a reused message") {
@@ -299,9 +305,12 @@ TEST_CASE("renderEvent picks data, args or nothing by argument count") {
   CHECK(env::renderEvent(Shape::Json, "ping", " [ ] ") == R"({"event":"ping"})");
   CHECK(env::renderEvent(Shape::Json, "chat", R"([{"text":"hi"}])") ==
         R"({"event":"chat","data":{"text":"hi"}})");
-  CHECK(env::renderEvent(Shape::Json, "chat", R"([ "a,b" ])") == R"({"event":"chat","data":"a,b"})");
-  CHECK(env::renderEvent(Shape::Json, "chat", R"([["x",1]])") == R"({"event":"chat","data":["x",1]})");
-  CHECK(env::renderEvent(Shape::Json, "chat", R"(["q\",1"])") == R"({"event":"chat","data":"q\",1"})");
+  CHECK(env::renderEvent(Shape::Json, "chat", R"([ "a,b" ])") ==
+        R"({"event":"chat","data":"a,b"})");
+  CHECK(env::renderEvent(Shape::Json, "chat", R"([["x",1]])") ==
+        R"({"event":"chat","data":["x",1]})");
+  CHECK(env::renderEvent(Shape::Json, "chat", R"(["q\",1"])") ==
+        R"({"event":"chat","data":"q\",1"})");
   CHECK(env::renderEvent(Shape::Json, "move", "[1,2]", 7) ==
         R"({"event":"move","args":[1,2],"ack":7})");
   CHECK(env::renderEvent(Shape::Json, "move", "[{\"a\":1},\n2]", std::nullopt, "/admin") ==
@@ -324,7 +333,8 @@ TEST_CASE("renderEvent in array shape drops ack and namespace") {
 TEST_CASE("renderAckAnswer renders json only") {
   CHECK(env::renderAckAnswer(Shape::Json, 7, R"(["ok"])") == R"({"ack":7,"data":"ok"})");
   CHECK(env::renderAckAnswer(Shape::Json, 0, "[]") == R"({"ack":0})");
-  CHECK(env::renderAckAnswer(Shape::Json, 3, "[1,2]", "/a") == R"({"ack":3,"nsp":"/a","args":[1,2]})");
+  CHECK(env::renderAckAnswer(Shape::Json, 3, "[1,2]", "/a") ==
+        R"({"ack":3,"nsp":"/a","args":[1,2]})");
   CHECK(env::renderAckAnswer(Shape::Array, 7, R"(["ok"])").empty());
 }
 
@@ -399,13 +409,15 @@ TEST_CASE("inlineAttachments replaces placeholders by base64 objects") {
   CHECK(out == R"(["baz",{"_base64":"AQIDBA=="}])");
 
   REQUIRE(env::inlineAttachments(
-      R"([ {"a":[1,{"_placeholder":true,"num":1}], "b":{"num":2,"_placeholder":true}} , {"_placeholder":true,"num":0} ])",
+      R"([ {"a":[1,{"_placeholder":true,"num":1}], "b":{"num":2,"_placeholder":true}} ,)"
+      R"( {"_placeholder":true,"num":0} ])",
       attachments, &out, &error));
   CHECK(out == R"([ {"a":[1,{"_base64":"aGk="}], "b":{"_base64":""}} , {"_base64":"AQIDBA=="} ])");
 }
 
 TEST_CASE("inlineAttachments leaves other objects and text untouched") {
-  const std::string args = R"([{"_placeholder":false,"num":0},{"num":0},"{\"_placeholder\":true}",1])";
+  const std::string args =
+      R"([{"_placeholder":false,"num":0},{"num":0},"{\"_placeholder\":true}",1])";
   std::string out, error;
   REQUIRE(env::inlineAttachments(args, {}, &out, &error));
   CHECK(out == args);
@@ -460,7 +472,8 @@ TEST_CASE("extractAttachments turns base64 objects into numbered placeholders in
       R"(["a",{"x":[{"_base64":"AQID"},{"k":{"_base64":"aGk"}}]}, {"_base64" : "\/w=="}])", &out,
       &attachments, &error));
   CHECK(out ==
-        R"(["a",{"x":[{"_placeholder":true,"num":0},{"k":{"_placeholder":true,"num":1}}]}, {"_placeholder":true,"num":2}])");
+        R"(["a",{"x":[{"_placeholder":true,"num":0},{"k":{"_placeholder":true,"num":1}}]},)"
+        R"( {"_placeholder":true,"num":2}])");
   REQUIRE(attachments.size() == 3);
   CHECK(attachments[0] == "\x01\x02\x03");
   CHECK(attachments[1] == "hi");

@@ -187,7 +187,8 @@ TEST_CASE("heartbeat factory exposes its settings for Engine.IO sides") {
 }
 
 TEST_CASE("heartbeat defaults follow DESIGN") {
-  const HeartbeatSettings* s = heartbeatSettings(*build("type = 'heartbeat'\n"));
+  FactoryPtr factory = build("type = 'heartbeat'\n");
+  const HeartbeatSettings* s = heartbeatSettings(*factory);
   REQUIRE(s != nullptr);
   CHECK(s->ping_interval == 25000ms);
   CHECK(s->ping_timeout == 20000ms);

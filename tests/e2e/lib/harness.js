@@ -27,8 +27,8 @@
 //   stop(), exited}. A wsbridge that dies by itself during a case, or exits non-zero / late on
 //   SIGTERM, fails the case. startPeer(script, args) spawns node tests/e2e/peers/<script>; the
 //   peer prints JSON lines on stdout, the first one carrying {"port":N}; it returns {pid, port,
-//   lines, waitFor(pred, ms), kill(sig), stop()}. All children are SIGKILLed when this process
-//   exits however it exits; peers also exit when their stdin closes.
+//   lines, waitFor(pred, ms), watch(fn), kill(sig), stop()}. All children are SIGKILLed when
+//   this process exits however it exits; peers also exit when their stdin closes.
 //   E2E_DIRECT=1 (or no WSBRIDGE_BIN) marks a run without the proxy: `direct` is true and
 //   startWsbridge() skips the case, so test files can target the backend directly to check
 //   themselves before the proxy exists.
@@ -38,7 +38,9 @@
 // Raw WebSocket: rawConnect(port, {tls}) -> RawClient with handshake(path, headers) ->
 //   {status, statusLine, headers, body}, request(text) for any HTTP, readFrame(ms),
 //   readMessage(ms) (reassembles fragments; control frames interleaved are returned in .control),
-//   sendFrame({opcode, payload, fin, mask, rsv}), pause()/resume(), closed (promise).
+//   readClose(ms) -> {code, reason, raw, masked}, sendFrame({opcode, payload, fin, mask, rsv,
+//   lengthBytes}), sendText, sendClose, write(bytes), pause()/resume() (a client that stops
+//   reading), destroy()/reset(), closed (promise).
 //   encodeFrame()/FrameDecoder build and parse frames, including invalid ones on purpose;
 //   closePayload(code, reason) / parseClose(payload).
 // Misc: readRss(pid) -> bytes (VmRSS), readCpuSeconds(pid), makeCert(dir) -> {cert, key, pem,
@@ -361,8 +363,12 @@ async function startWsbridge(toml, opts = {}) {
         throw new Error(`wsbridge exited during the case (code ${r.code}, signal ${r.signal})`);
       }
       if (r.late) throw new Error(`wsbridge did not exit within ${timeout} ms of ${signal}`);
+      if (r.signal && r.signal !== signal) {
+        throw new Error(`wsbridge was killed by ${r.signal} (stop sent ${signal})`);
+      }
       if (signal === 'SIGTERM' && (r.code !== 0 || r.signal)) {
-        throw new Error(`wsbridge exited with code ${r.code} signal ${r.signal} on SIGTERM`);
+        throw new Error(`wsbridge did not exit cleanly on SIGTERM: code ${r.code}, signal ` +
+                        `${r.signal} (no handler installed yet?)`);
       }
       return r;
     },
