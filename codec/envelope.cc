@@ -5,6 +5,8 @@
 
 #include <charconv>
 #include <cstring>
+#include <string>
+#include <utility>
 
 namespace wsb::envelope {
 namespace {
@@ -22,7 +24,7 @@ constexpr const char* kTooDeep = "JSON nests deeper than 256 levels";
 struct Scratch {
   od::parser parser;
   std::string padded;
-  std::string key;  // unescaped object key, when it had escapes
+  std::string unescaped;  // an object key that had escapes, or a "_base64" string
 };
 
 Scratch& scratch() {
@@ -313,7 +315,8 @@ class Walker {
     out_ = out;
   }
 
-  // False on failure; why() is null when the input is not JSON, else the marker problem.
+  // False on failure; why() is null when the input is not JSON, else says what else is wrong
+  // (a marker, the nesting depth).
   bool walk(od::value& v, std::string_view* raw, size_t depth) {
     const std::string_view token = v.raw_json_token();
     od::json_type type;
@@ -354,7 +357,7 @@ class Walker {
     if (interior.find('\\') == std::string_view::npos) {
       *key = interior;
     } else {
-      std::string& buffer = scratch().key;
+      std::string& buffer = scratch().unescaped;
       buffer.clear();
       appendUnescaped(&buffer, interior);
       *key = buffer;
@@ -468,7 +471,7 @@ class Walker {
                      size_t out_mark, const char* cursor_mark) {
     if (keys != 1) return fail("\"_base64\" must be the only key of its object");
     if (base64.empty() || base64.front() != '"') return fail("\"_base64\" must be a string");
-    std::string& text = scratch().key;
+    std::string& text = scratch().unescaped;
     text.clear();
     appendUnescaped(&text, base64.substr(1, base64.size() - 2));
     std::string bytes;

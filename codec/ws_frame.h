@@ -82,6 +82,8 @@ class FrameParser {
 
   // Consumes bytes; masked payload is unmasked in place (hence non-const data). Returns the
   // number of bytes consumed: all of them unless the sink asked to stop or an error occurred.
+  // After a stop, the count ends right after the frame whose callback returned false, and the
+  // next call continues with the bytes after it. Once failed(), consume() returns 0.
   template <typename Sink>
   size_t consume(uint8_t* data, size_t len, Sink& sink);
 
@@ -118,17 +120,17 @@ class FrameParser {
 
   uint64_t max_message_;
   ParseError error_;
-  bool in_message_ = false;   // a Text/Binary message has begun and its FIN frame is not done
-  bool in_frame_ = false;     // header parsed, payload (maybe empty) pending
-  bool fin_ = false;          // of the current frame
+  bool in_message_ = false;  // a Text/Binary message has begun and its FIN frame is not done
+  bool in_frame_ = false;  // header parsed, payload (maybe empty) pending
+  bool fin_ = false;  // of the current frame
   bool message_text_ = false;
   Opcode opcode_ = Opcode::Continuation;  // of the current frame
-  uint8_t header_len_ = 0;    // bytes held in header_ while a header is split
-  uint8_t control_len_ = 0;   // control payload bytes held in control_
+  uint8_t header_len_ = 0;  // bytes held in header_ while a header is split
+  uint8_t control_len_ = 0;  // control payload bytes held in control_
   uint8_t mask_[4] = {};
-  size_t mask_phase_ = 0;     // payload bytes of the current frame already unmasked, mod 4
-  uint64_t remaining_ = 0;    // payload bytes left in the current frame
-  uint64_t message_size_ = 0; // payload bytes of the current message so far
+  size_t mask_phase_ = 0;  // payload bytes of the current frame already unmasked, mod 4
+  uint64_t remaining_ = 0;  // payload bytes left in the current frame
+  uint64_t message_size_ = 0;  // payload bytes of the current message so far
   Utf8Validator utf8_;
   uint8_t header_[14] = {};
   uint8_t control_[125] = {};  // a control payload split across reads

@@ -25,7 +25,9 @@ bool FrameParser<role>::checkFirstBytes(uint8_t first, uint8_t second) {
   if (control) {
     if (!(first & kFin)) return fail(close_code::kProtocolError, "fragmented control frame");
     if (length7 > 125) return fail(close_code::kProtocolError, "control frame over 125 bytes");
-    if (op == 0x8 && length7 == 1) return fail(close_code::kProtocolError, "close payload of 1 byte");
+    if (op == 0x8 && length7 == 1) {
+      return fail(close_code::kProtocolError, "close payload of 1 byte");
+    }
   } else if (op == 0x0) {
     if (!in_message_) return fail(close_code::kProtocolError, "continuation without a message");
   } else if (in_message_) {

@@ -459,6 +459,14 @@ void Session::onUpstreamEvent(bufferevent*, short what, void* self) {
   }
 }
 
+bool Session::forwardedByFilters(std::string_view name) const {
+  // A header a filter sets (a forwarded claim) is never taken from the client.
+  for (const auto& h : upstream_headers_) {
+    if (http::iequals(h.name, name)) return true;
+  }
+  return false;
+}
+
 std::string Session::upstreamTarget() {
   const http::Request& req = request_parser_.request();
   if (mode_ == Mode::TranslateUp) {
@@ -512,7 +520,7 @@ void Session::onUpstreamConnected() {
   }
   std::string xff = client_ip_;
   for (const auto& h : req.headers) {
-    if (isHopByHop(h.name)) continue;
+    if (isHopByHop(h.name) || forwardedByFilters(h.name)) continue;
     if (http::iequals(h.name, "x-forwarded-for")) {
       xff = h.value + ", " + client_ip_;
       continue;
@@ -838,7 +846,7 @@ void Session::sendPollingRequest() {
                                                    : ep.address.str()});
   std::string xff = client_ip_;
   for (const auto& h : req.headers) {
-    if (isHopByHop(h.name)) continue;
+    if (isHopByHop(h.name) || forwardedByFilters(h.name)) continue;
     if (http::iequals(h.name, "x-forwarded-for")) {
       xff = h.value + ", " + client_ip_;
       continue;

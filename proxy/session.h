@@ -50,6 +50,7 @@ class Session : public Deletable, public filters::FilterCallbacks {
   void eioError(int code, int status, std::string_view message);
   void pickEndpoints();
   std::string upstreamTarget();
+  bool forwardedByFilters(std::string_view name) const;
   // Polling pass-through: one upstream request per client request.
   void sendPollingRequest();
   void handlePollingResponse();

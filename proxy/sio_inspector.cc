@@ -29,9 +29,10 @@ SioInspector::Verdict SioInspector::onText(std::string_view packet, filters::Fil
   event.ack = current_.id;
   event.size = packet.size();
   event.args = [this]() -> std::string_view {
-    args_ = "[";
-    args_.append(current_.args_json);
-    args_ += ']';
+    args_.resize(current_.args_json.size() + 2);
+    args_.front() = '[';
+    current_.args_json.copy(args_.data() + 1, current_.args_json.size());
+    args_.back() = ']';
     return args_;
   };
   if (chain.onEvent(event) == filters::Status::Continue) return Verdict::Forward;

@@ -322,6 +322,13 @@ void TranslateUp::onWsMessage(WsEndpoint& from, ws::Opcode opcode, evbuffer* pay
     return;
   }
   if (phase_ != Phase::Ready || upstream_->finished() || upstream_->closeSent()) return;
+  if (chain_ != nullptr) {
+    // The raw message first (text pings, first-message auth, sizes), then its event.
+    filters::Message message{filters::Direction::ToUpstream, opcode, view(payload)};
+    message.event_follows = true;
+    if (chain_->onMessage(message) != filters::Status::Continue) return;
+    if (phase_ != Phase::Ready) return;
+  }
   if (opcode == ws::Opcode::Binary) {
     onClientBinary(payload);
   } else {

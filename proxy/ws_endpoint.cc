@@ -63,7 +63,9 @@ void WsEndpoint::processWith(Parser& parser) {
       // The parser unmasks in place: the chain memory is ours until drained.
       size_t c = parser.consume(static_cast<uint8_t*>(vec[i].iov_base), vec[i].iov_len, *this);
       consumed += c;
-      if (c < vec[i].iov_len) break;
+      // A sink that stopped on the last frame of a segment consumed all of it: check the
+      // reason too, or the next segment would be parsed after a pause or a close.
+      if (c < vec[i].iov_len || paused_ || close_received_ || gone_ || finished_) break;
     }
     if (finished_) return;
     evbuffer_drain(in, consumed);
