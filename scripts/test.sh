@@ -37,7 +37,7 @@ if [ $quick = 0 ]; then
   configure build-asan -DWSBRIDGE_SANITIZE=ON
   build build-asan
   echo "== ASan+UBSan tests"
-  (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  (cd build-asan && E2E_MESSAGES=1000 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
      ctest -j"$jobs" --output-on-failure -LE heavy) | tail -n 25
 
   if command -v clang++ >/dev/null; then
