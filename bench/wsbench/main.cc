@@ -88,23 +88,9 @@ int usageError(const std::string& what) {
 }
 
 int parseArgs(int argc, char** argv, Options* options) {
-  if (argc < 2) return usageError("missing MODE");
-  std::string mode = argv[1];
-  if (mode == "-h" || mode == "--help") {
-    std::printf("%s", kUsage);
-    std::exit(0);
-  }
-  if (mode == "throughput") {
-    options->mode = Mode::Throughput;
-  } else if (mode == "idle") {
-    options->mode = Mode::Idle;
-  } else if (mode == "connrate") {
-    options->mode = Mode::ConnRate;
-  } else {
-    return usageError("unknown mode '" + mode + "'");
-  }
+  bool have_mode = false;
   std::string url;
-  for (int i = 2; i < argc; ++i) {
+  for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto value = [&](const char** out) {
       if (i + 1 >= argc) return false;
@@ -152,6 +138,14 @@ int parseArgs(int argc, char** argv, Options* options) {
       options->text = true;
     } else if (arg == "--json") {
       options->json = true;
+    } else if (arg == "-h" || arg == "--help") {
+      std::printf("%s", kUsage);
+      std::exit(0);
+    } else if (!have_mode && (arg == "throughput" || arg == "idle" || arg == "connrate")) {
+      have_mode = true;
+      options->mode = arg == "throughput" ? Mode::Throughput
+                      : arg == "idle"     ? Mode::Idle
+                                          : Mode::ConnRate;
     } else if (arg.rfind("ws://", 0) == 0 && url.empty()) {
       url = arg;
     } else {
@@ -159,6 +153,7 @@ int parseArgs(int argc, char** argv, Options* options) {
     }
     if (!ok) return usageError("bad or missing value for " + arg);
   }
+  if (!have_mode) return usageError("missing MODE (throughput, idle or connrate)");
   if (url.empty()) return usageError("missing ws://HOST:PORT/PATH");
   if (!parseUrl(url, options)) return usageError("cannot use URL '" + url + "' (IPv4 ws:// only)");
   if (options->flavour == Flavour::SocketIO && options->path == "/") {

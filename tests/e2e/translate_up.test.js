@@ -22,13 +22,23 @@ async function startTranslateUp({serverArgs = [], route = ''} = {}) {
   return {server, port, bridge, url: `ws://127.0.0.1:${port}/ws`};
 }
 
-// A connected envelope client: q.next() -> {data, isBinary}; text(q) reads the next text.
+// A connected envelope client: q.next() -> {data, isBinary}. The queue listens before the
+// upgrade completes, since wsbridge may send right behind its 101 (connect_error_as_event).
 async function connectClient(url) {
-  const ws = await h.wsConnect(url);
+  const ws = new h.WebSocket(url, {perMessageDeflate: false});
+  h.defer(() => ws.terminate());
   const q = h.messageQueue(ws);
   const closed = new Promise((resolve) => {
     ws.on('close', (code, reason) => resolve({code, reason: reason.toString()}));
   });
+  await h.withTimeout(new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+    ws.once('unexpected-response', (req, res) => {
+      reject(new Error(`connect ${url}: HTTP ${res.statusCode}`));
+    });
+  }), 10000, `connect ${url}`);
+  ws.on('error', () => {});
   return {ws, q, closed};
 }
 

@@ -75,6 +75,7 @@ function describe(value) {
 
 // The reverse of describe(): what a test asks the server to send as binary.
 function revive(value) {
+  if (Buffer.isBuffer(value)) return value;  // sent as binary already
   if (Array.isArray(value)) return value.map(revive);
   if (value && typeof value === 'object') {
     const keys = Object.keys(value);
