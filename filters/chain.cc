@@ -47,6 +47,13 @@ Status FilterChain::onEvent(Event& event) {
   return Status::Continue;
 }
 
+Status FilterChain::onConnect(HandshakeContext& context) {
+  for (auto& f : filters_) {
+    if (f->onConnect(context) == Status::Stop) return Status::Stop;
+  }
+  return Status::Continue;
+}
+
 void FilterChain::onPong(Side side) {
   for (auto& f : filters_) f->onPong(side);
 }

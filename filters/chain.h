@@ -25,6 +25,8 @@ class FilterChain {
   // Continue or Drop; the first filter that drops ends the walk.
   Status onMessage(Message& message);
   Status onEvent(Event& event);
+  // Continue, or Stop when a filter refused the Socket.IO CONNECT.
+  Status onConnect(HandshakeContext& context);
   void onPong(Side side);
   void onClose(const CloseInfo& info);
 

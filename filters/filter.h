@@ -142,6 +142,11 @@ class Filter {
   virtual void onEstablished() {}
   virtual Status onMessage(Message&) { return Status::Continue; }
   virtual Status onEvent(Event&) { return Status::Continue; }
+  // A Socket.IO client's CONNECT packet (pass-through routes): context.socketio_auth holds its
+  // auth payload and context.request is the HTTP request that carried it (over polling, each
+  // request stands alone: keep no state from onHandshake). Continue, or reject() and Stop: the
+  // bridge drops the CONNECT and answers CONNECT_ERROR {"message": ...}.
+  virtual Status onConnect(HandshakeContext&) { return Status::Continue; }
   virtual void onPong(Side) {}
   virtual void onClose(const CloseInfo&) {}
 };

@@ -163,6 +163,9 @@ class JwtAuthFilter final : public Filter {
       if ((token = findToken(source, context))) break;
     }
     if (!token) {
+      if (socketio_client_ && hasSocketioSource()) {
+        return Status::Continue;  // the token may come in the CONNECT packet: onConnect decides
+      }
       if (settings_.first_message_field) {
         awaiting_first_message_ = true;
         return Status::Continue;
@@ -172,6 +175,21 @@ class JwtAuthFilter final : public Filter {
     jwt::Result<jwt::Claims> claims = verify(*token);
     if (!claims || !accept(claims.value(), &context.upstream_headers))
       return refuse(403, "invalid token");
+    return Status::Continue;
+  }
+
+  Status onConnect(HandshakeContext& context) override {
+    // Stateless on purpose: over polling the CONNECT arrives in a later request, maybe on
+    // another worker or instance, so the whole search runs again with the auth payload.
+    if (!hasSocketioSource()) return Status::Continue;
+    socketio_client_ = true;
+    std::optional<std::string> token;
+    for (const TokenSource& source : settings_.sources) {
+      if ((token = findToken(source, context))) break;
+    }
+    if (!token) return refuse(401, "missing token");
+    jwt::Result<jwt::Claims> claims = verify(*token);
+    if (!claims || !accept(claims.value(), nullptr)) return refuse(403, "invalid token");
     return Status::Continue;
   }
 
@@ -210,6 +228,13 @@ class JwtAuthFilter final : public Filter {
   }
 
  private:
+  bool hasSocketioSource() const {
+    for (const TokenSource& source : settings_.sources) {
+      if (source.kind == TokenSource::Kind::SocketioAuth) return true;
+    }
+    return false;
+  }
+
   Status refuse(int status, const char* message) {
     callbacks_.reject(status, socketio_client_ ? "unauthorized" : message);
     return Status::Stop;

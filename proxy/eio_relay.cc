@@ -27,7 +27,9 @@ EioRelay::EioRelay(Dispatcher& dispatcher, MaskSource& masks, bufferevent* clien
       })),
       upstream_liveness_(std::make_unique<Timer>(dispatcher, [this] {
         heartbeatFailed("upstream stopped pinging");
-      })) {}
+      })) {
+  if (eio_.connect_check) to_upstream_.setConnectCheck(eio_.connect_check);
+}
 
 void EioRelay::start() {
   upstream_liveness_->arm(eio_.ping_interval + eio_.ping_timeout);
@@ -95,9 +97,15 @@ bool EioRelay::admitFromClient(ws::Opcode opcode, evbuffer* payload) {
     case '3':
       if (text == "3") pong_deadline_->cancel();
       return true;
-    case '4':
+    case '4': {
       if (chain() == nullptr) return true;
-      return to_upstream_.onText(text.substr(1), *chain()) == SioInspector::Verdict::Forward;
+      if (to_upstream_.onText(text.substr(1), *chain()) == SioInspector::Verdict::Forward) {
+        return true;
+      }
+      std::string reply = to_upstream_.takeReply();
+      if (!reply.empty()) client().sendMessage(ws::Opcode::Text, "4" + reply);
+      return false;
+    }
     default:
       return true;
   }

@@ -18,6 +18,7 @@ struct EioRelayOptions {
   bool rewrite_open = false;     // the session starts on this WebSocket (no sid in the query)
   Duration ping_interval{25000};  // until the upstream's OPEN says otherwise
   Duration ping_timeout{20000};
+  SioInspector::ConnectCheck connect_check;  // filters' verdict on the client's CONNECT packets
 };
 
 class EioRelay : public WsRelay {

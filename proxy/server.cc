@@ -10,6 +10,7 @@
 
 #include "codec/http1.h"
 #include "config/loader.h"
+#include "proxy/admin.h"
 #include "proxy/dispatcher.h"
 #include "proxy/worker.h"
 
@@ -98,22 +99,37 @@ int Server::run() {
     }
     workers_.push_back(std::move(worker));
   }
+  if (config_->admin.address) {
+    std::vector<const WorkerStats*> stats;
+    for (auto& w : workers_) stats.push_back(&w->stats());
+    admin_ = std::make_unique<AdminListener>(std::move(stats));
+    std::string error;
+    if (!admin_->start(snapshot_, &error)) {
+      spdlog::error("{}", error);
+      admin_.reset();
+      free_signals();
+      return 1;
+    }
+  }
   for (const auto& l : config_->listeners) {
     spdlog::info("listening on {}://{} (listener '{}', {} worker{})", l.tls() ? "wss" : "ws",
                  l.address.str(), l.name, count, count == 1 ? "" : "s");
   }
   for (auto& w : workers_) w->start();
+  if (admin_) admin_->setAccepting(true);
 
   main.run();
   free_signals();
 
   for (auto& w : workers_) w->join();
+  admin_.reset();  // reads the workers' stats: goes first
   workers_.clear();
   spdlog::info("stopped");
   return 0;
 }
 
 void Server::drain() {
+  if (admin_) admin_->setDraining();
   for (auto& w : workers_) w->drain(config_->runtime.drain_timeout);
 }
 
@@ -136,6 +152,7 @@ void Server::reload() {
   config_ = result.config;
   snapshot_ = snapshot;
   for (auto& w : workers_) w->setSnapshot(snapshot_);
+  if (admin_) admin_->setSnapshot(snapshot_);
   spdlog::info("reloaded {}", config_path_);
 }
 

@@ -11,6 +11,7 @@
 namespace wsb::proxy {
 
 class Worker;
+class AdminListener;
 
 class Server {
  public:
@@ -30,6 +31,7 @@ class Server {
   std::string config_path_;
   SnapshotPtr snapshot_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<AdminListener> admin_;  // set when [admin] has an address
 };
 
 // Configures spdlog's default logger from the runtime section.

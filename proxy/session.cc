@@ -51,6 +51,22 @@ std::string jsonError(std::string_view error, std::string_view key = {}, std::st
 bool offered(const std::string* list, std::string_view protocol) {
   return list != nullptr && http::hasToken(*list, protocol);
 }
+
+// Counted once per bridged connection, at its end: the endpoints hold the message counts until
+// then. Counted at the client's endpoint (what the client sent / received); translate up does
+// not expose its client endpoint, so only its connection counts are kept.
+void countClosed(RouteCounters& counters, Bridge* bridge) {
+  uint16_t code = bridge ? bridge->closeInfo().code : 0;
+  uint64_t messages[2] = {0, 0}, bytes[2] = {0, 0};
+  if (auto* relay = dynamic_cast<WsRelay*>(bridge)) {
+    messages[0] = relay->client().messagesIn();
+    bytes[0] = relay->client().bytesIn();
+    messages[1] = relay->client().messagesOut();
+    bytes[1] = relay->client().bytesOut();
+  }
+  // No close code: the TCP connection just ended (1006, never sent on the wire).
+  counters.countClosed(code != 0 ? code : 1006, messages, bytes);
+}
 }  // namespace
 
 Session::Session(Worker& worker, SnapshotPtr snapshot, const ListenerRuntime& listener, int fd,
@@ -130,6 +146,7 @@ void Session::abort() { finish(); }
 
 void Session::finish() {
   if (state_ == State::Done) return;
+  if (state_ == State::Bridging) countClosed(worker_.stats().route(route_->path), bridge_.get());
   state_ = State::Done;
   if (chain_) {
     filters::CloseInfo info;
@@ -365,6 +382,9 @@ void Session::pickEndpoints() {
 void Session::respond(std::string response) {
   if (state_ == State::Done || state_ == State::Responding) return;
   http_status_ = std::atoi(response.c_str() + 9);  // "HTTP/1.1 NNN"
+  if (http_status_ >= 400 && response.compare(0, 5, "HTTP/") == 0) {
+    worker_.stats().countRefused(http_status_);
+  }
 
   releaseUpstream();
   timer_->cancel();
@@ -430,6 +450,7 @@ void Session::connectNext() {
   if (bufferevent_socket_connect(upstream_, reinterpret_cast<const sockaddr*>(&ep.sockaddr),
                                  static_cast<int>(ep.sockaddr_len)) != 0) {
     last_failure_ = ep.address.str() + ": connect failed";
+    worker_.stats().countConnectFailure(route_->cluster, ep.address.str());
     // Retry from a fresh loop iteration, never recursively from here.
     worker_.dispatcher().post([this] { if (state_ == State::Connecting) connectNext(); });
   }
@@ -457,6 +478,18 @@ void Session::onUpstreamEvent(bufferevent*, short what, void* self) {
     if (s->cluster_->tls && (what & BEV_EVENT_ERROR)) why += ": " + sslErrors();
     s->onUpstreamFailed(why);
   }
+}
+
+std::optional<std::string> Session::checkConnect(std::string_view auth) {
+  if (!chain_ || !handshake_) return std::nullopt;
+  handshake_->socketio_auth = auth;
+  connect_refusal_.reset();
+  in_connect_check_ = true;
+  filters::Status status = chain_->onConnect(*handshake_);
+  in_connect_check_ = false;
+  handshake_->socketio_auth = {};
+  if (status == filters::Status::Continue) return std::nullopt;
+  return connect_refusal_ ? *connect_refusal_ : std::string("unauthorized");
 }
 
 bool Session::forwardedByFilters(std::string_view name) const {
@@ -543,6 +576,7 @@ void Session::onUpstreamFailed(const std::string& why) {
   const Endpoint& ep = cluster_->endpoints[endpoint_];
   if (state_ == State::Connecting) {
     last_failure_ = ep.address.str() + ": " + why;
+    worker_.stats().countConnectFailure(route_->cluster, ep.address.str());
     spdlog::debug("cluster '{}': endpoint {}: {}", route_->cluster, ep.address.str(), why);
     connectNext();
     return;
@@ -655,6 +689,7 @@ void Session::onUpstreamUpgraded(const std::string& protocol) {
     return;
   }
   bufferevent* client = acceptClient(protocol);
+  worker_.stats().route(route_->path).countOpened();
   if (mode_ == Mode::EioWebSocket) {
     EioRelayOptions eio;
     eio.signer = &snapshot_->signerOf(*route_);
@@ -662,6 +697,11 @@ void Session::onUpstreamUpgraded(const std::string& protocol) {
     eio.rewrite_open = upstream_sid_.empty();
     eio.ping_interval = route_->ping_interval;
     eio.ping_timeout = route_->ping_timeout;
+    if (chain_) {
+      eio.connect_check = [this](std::string_view, std::string_view auth) {
+        return checkConnect(auth);
+      };
+    }
     auto relay = std::make_unique<EioRelay>(worker_.dispatcher(), worker_.masks(), client,
                                             upstream, options, chain_.get(), eio, on_done);
     EioRelay* r = relay.get();
@@ -696,6 +736,7 @@ void Session::startTranslateUp(bufferevent* upstream, const WsEndpointOptions& o
   callbacks.ready = [this] {
     timer_->cancel();
     state_ = State::Bridging;
+    worker_.stats().route(route_->path).countOpened();
     static_cast<TranslateUp*>(bridge_.get())->attachClient(acceptClient(""));
     if (chain_) chain_->onEstablished();
   };
@@ -730,6 +771,10 @@ void Session::startTranslateUp(bufferevent* upstream, const WsEndpointOptions& o
 // ---- filters::FilterCallbacks ----
 
 void Session::reject(int status, std::string_view message, const http::Headers& extra) {
+  if (in_connect_check_) {
+    connect_refusal_ = std::string(message);
+    return;
+  }
   if (bridge_) {
     bridge_->close(ws::close_code::kPolicy, message);
     return;
@@ -803,6 +848,42 @@ const filters::Clock& Session::clock() const { return filters::SystemClock::inst
 
 namespace wsb::proxy {
 
+namespace {
+// A CONNECT refused over polling must be answered on the client's pending GET, which the
+// upstream holds. wsbridge keeps no session state, so it sends the upstream a CONNECT to a
+// namespace that cannot exist, carrying the refusal; the upstream answers it at once on that
+// GET with CONNECT_ERROR "Invalid namespace", and whichever wsbridge relays that answer turns it
+// back into the refusal for the real namespace.
+constexpr std::string_view kRefusedNsp = "/__wsbridge_refused/";
+
+std::string refusalProbe(std::string_view nsp, std::string_view message) {
+  std::string carried(nsp);
+  carried += '\n';
+  carried.append(message);
+  std::string out = "0";
+  out.append(kRefusedNsp);
+  out += http::base64Encode(carried);
+  out += ',';
+  return out;
+}
+
+// `44/__wsbridge_refused/<b64>,{...}` -> the CONNECT_ERROR it stands for; empty if not one.
+std::string refusalFromProbe(std::string_view packet) {
+  if (packet.substr(0, 1 + kRefusedNsp.size()) != std::string("4") + std::string(kRefusedNsp)) {
+    return {};
+  }
+  std::string_view rest = packet.substr(1 + kRefusedNsp.size());
+  std::string carried;
+  if (!http::base64Decode(rest.substr(0, rest.find(',')), &carried)) return {};
+  size_t nl = carried.find('\n');
+  if (nl == std::string::npos) return {};
+  std::string out;
+  sio::appendConnectError(out, sio::Version::V5, std::string_view(carried).substr(0, nl),
+                          std::string_view(carried).substr(nl + 1));
+  return out;
+}
+}  // namespace
+
 std::string Session::filterPayload(std::string_view body, filters::Direction direction) {
   std::vector<eio::Packet> packets;
   std::string storage;
@@ -810,22 +891,52 @@ std::string Session::filterPayload(std::string_view body, filters::Direction dir
                          storage) != eio::DecodeError::None) {
     return std::string(body);  // the receiver judges what it cannot parse
   }
+  bool to_upstream = direction == filters::Direction::ToUpstream;
   SioInspector inspector(direction);
+  std::optional<std::string> refused_nsp;
+  if (to_upstream) {
+    inspector.setConnectCheck([this](std::string_view, std::string_view auth) {
+      return checkConnect(auth);
+    });
+  }
   std::vector<eio::Packet> kept;
-  bool dropped = false;
+  std::vector<std::string> made;  // storage for rewritten packets
+  made.reserve(packets.size());
+  bool changed = false;
   for (const auto& packet : packets) {
     bool keep = true;
+    if (packet.type == eio::PacketType::Message && !packet.binary && !to_upstream) {
+      std::string error = refusalFromProbe(packet.data);
+      if (!error.empty()) {
+        made.push_back(std::move(error));
+        kept.push_back({eio::PacketType::Message, false, made.back()});
+        changed = true;
+        continue;
+      }
+    }
     if (packet.type == eio::PacketType::Message) {
       keep = packet.binary ? inspector.onBinary() == SioInspector::Verdict::Forward
                            : inspector.onText(packet.data, *chain_) == SioInspector::Verdict::Forward;
     }
     if (keep) {
       kept.push_back(packet);
-    } else {
-      dropped = true;
+      continue;
+    }
+    changed = true;
+    std::string reply = inspector.takeReply();
+    if (!reply.empty()) {
+      // A refused CONNECT: the probe wakes the client's held GET with the refusal.
+      const sio::Packet& connect = inspector.current();
+      std::string message = "unauthorized";
+      if (auto pos = reply.find("\"message\":\""); pos != std::string::npos) {
+        size_t start = pos + 11;
+        message = reply.substr(start, reply.find('"', start) - start);
+      }
+      made.push_back(refusalProbe(connect.nsp, message));
+      kept.push_back({eio::PacketType::Message, false, made.back()});
     }
   }
-  if (!dropped) return std::string(body);
+  if (!changed) return std::string(body);
   std::string out;
   if (kept.empty()) kept.push_back({eio::PacketType::Noop, false, {}});
   eio::encodePayload(eio::Version::V4, eio::PayloadFormat::Text, kept, out);

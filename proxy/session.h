@@ -51,6 +51,8 @@ class Session : public Deletable, public filters::FilterCallbacks {
   void pickEndpoints();
   std::string upstreamTarget();
   bool forwardedByFilters(std::string_view name) const;
+  // The filters' verdict on a client's Socket.IO CONNECT: nullopt admits it.
+  std::optional<std::string> checkConnect(std::string_view auth);
   // Polling pass-through: one upstream request per client request.
   void sendPollingRequest();
   void handlePollingResponse();
@@ -119,7 +121,9 @@ class Session : public Deletable, public filters::FilterCallbacks {
   filters::Attributes attributes_;
   std::unique_ptr<proxy::Timer> shape_timers_[2];  // client, upstream
   int http_status_ = 0;
-  uint32_t requests_served_ = 0;  // keep-alive requests already answered                     // when the session ended with an HTTP answer
+  uint32_t requests_served_ = 0;
+  bool in_connect_check_ = false;              // reject() now refuses a CONNECT packet
+  std::optional<std::string> connect_refusal_;  // keep-alive requests already answered                     // when the session ended with an HTTP answer
 
   std::unique_ptr<Bridge> bridge_;
 };

@@ -13,6 +13,14 @@ SioInspector::Verdict SioInspector::onText(std::string_view packet, filters::Fil
   }
   attachments_left_ = sio::isBinary(current_.type) ? current_.attachments : 0;
   dropping_attachments_ = false;
+  if (current_.type == sio::PacketType::Connect && connect_check_) {
+    if (auto refusal = connect_check_(current_.nsp, current_.data)) {
+      reply_.clear();
+      sio::appendConnectError(reply_, version_, current_.nsp, *refusal);
+      return Verdict::Drop;
+    }
+    return Verdict::Forward;
+  }
   bool is_event = current_.type == sio::PacketType::Event ||
                   current_.type == sio::PacketType::BinaryEvent;
   bool is_ack = current_.type == sio::PacketType::Ack || current_.type == sio::PacketType::BinaryAck;

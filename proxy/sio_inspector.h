@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -27,12 +29,21 @@ class SioInspector {
   // Set during onText for the packet being judged: what filters need to answer it.
   const sio::Packet& current() const { return current_; }
 
+  // Judges a client's CONNECT (namespace, auth payload): nullopt admits it, a message refuses.
+  using ConnectCheck =
+      std::function<std::optional<std::string>(std::string_view nsp, std::string_view auth)>;
+  void setConnectCheck(ConnectCheck check) { connect_check_ = std::move(check); }
+  // After onText dropped a refused CONNECT: the CONNECT_ERROR packet for the client (once).
+  std::string takeReply() { return std::move(reply_); }
+
  private:
   filters::Direction direction_;
   sio::Version version_;
   sio::JsonReader reader_;
   sio::Packet current_;
   std::string args_;  // the args as a JSON array, made when a filter asks
+  ConnectCheck connect_check_;
+  std::string reply_;
   uint32_t attachments_left_ = 0;
   bool dropping_attachments_ = false;
 };

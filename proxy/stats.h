@@ -55,6 +55,21 @@ struct RouteCounters {
   std::atomic<uint64_t> bytes[2]{};
   LabelTable<uint16_t> closed;  // by close code
 
+  void countOpened() {
+    bump(accepted);
+    active.fetch_add(1, std::memory_order_relaxed);
+  }
+  // Message and byte counts are added when a connection closes (they live in its endpoints
+  // until then), so the totals trail live traffic by the connections still open.
+  void countClosed(uint16_t code, const uint64_t (&flow_messages)[2],
+                   const uint64_t (&flow_bytes)[2]) {
+    active.fetch_sub(1, std::memory_order_relaxed);
+    bump(closed.at(code));
+    for (int i = 0; i < 2; ++i) {
+      bump(messages[i], flow_messages[i]);
+      bump(bytes[i], flow_bytes[i]);
+    }
+  }
 };
 
 class WorkerStats {

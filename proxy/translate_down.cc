@@ -1,26 +1,1244 @@
-// Translate down: placeholder until the Engine.IO server role lands; answers 501.
+// Translate down: the HTTP front of Engine.IO sessions (handshakes, polling with keep-alive,
+// websocket upgrades, requests handed to the worker owning a sid), and the Socket.IO v5 server
+// logic that maps each connected namespace to one raw WebSocket on the cluster.
+//
+// Upstream WebSocket of a namespace: path = the route's namespace_paths[nsp], else the cluster's
+// `path`, else the namespace itself ("/", "/admin"); query = the client's handshake query without
+// the Engine.IO parameters (EIO, transport, sid, t, b64, j), then each top-level string, number
+// or boolean of the CONNECT auth object as `key=value` (percent-encoded). The client's headers
+// (hop-by-hop ones excepted), X-Forwarded-For/-Proto and the filters' forwarded claims go along.
 #include "proxy/translate_down.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <simdjson.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "codec/envelope.h"
+#include "codec/socketio.h"
+#include "filters/chain.h"
+#include "proxy/eio_server.h"
+#include "proxy/sio_inspector.h"
+#include "proxy/worker.h"
 
 namespace wsb::proxy {
 
 namespace {
-void closeWhenWritten(bufferevent* bev, void*) {
-  if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) bufferevent_free(bev);
+
+constexpr Duration kRequestTimeout{10000};
+constexpr Duration kKeepAliveTimeout{60000};
+constexpr size_t kReadLimit = 2 * 1024 * 1024;
+
+std::atomic<uint64_t> next_poll_id{0};
+
+std::string_view view(evbuffer* payload) {
+  size_t len = evbuffer_get_length(payload);
+  if (len == 0) return {};
+  return {reinterpret_cast<const char*>(evbuffer_pullup(payload, -1)), len};
 }
-void closeOnEvent(bufferevent* bev, short, void*) { bufferevent_free(bev); }
+
+std::string bracket(std::string_view args_json) {
+  std::string out = "[";
+  out.append(args_json);
+  out += ']';
+  return out;
+}
+
+std::string jsonError(std::string_view error) {
+  return "{\"error\":\"" + http::jsonEscape(error) + "\"}";
+}
+
+bool isHopByHop(std::string_view name) {
+  static constexpr std::string_view kNames[] = {
+      "connection", "upgrade", "keep-alive", "proxy-connection", "te", "trailer",
+      "transfer-encoding", "content-length", "content-type", "host", "sec-websocket-key",
+      "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-protocol",
+      "x-forwarded-proto", "proxy-authorization", "accept-encoding"};
+  return std::any_of(std::begin(kNames), std::end(kNames),
+                     [&](std::string_view n) { return http::iequals(name, n); });
+}
+
+void appendPercentEncoded(std::string& out, std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+}
+
+// `key=value` for each scalar at the top of the CONNECT auth object.
+void appendAuthQuery(std::string& query, std::string_view auth_json, sio::JsonReader& reader) {
+  if (auth_json.empty()) return;
+  simdjson::ondemand::document doc;
+  simdjson::ondemand::object object;
+  if (reader.iterate(auth_json).get(doc) || doc.get_object().get(object)) return;
+  for (auto field_result : object) {
+    simdjson::ondemand::field field;
+    std::string_view key_view;
+    if (std::move(field_result).get(field) || field.unescaped_key().get(key_view)) return;
+    std::string key(key_view);
+    simdjson::ondemand::value value = field.value();
+    simdjson::ondemand::json_type type;
+    if (value.type().get(type)) return;
+    std::string text;
+    if (type == simdjson::ondemand::json_type::string) {
+      std::string_view s;
+      if (value.get_string().get(s)) return;
+      text.assign(s);
+    } else if (type == simdjson::ondemand::json_type::number ||
+               type == simdjson::ondemand::json_type::boolean) {
+      std::string_view token = value.raw_json_token();
+      while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) {
+        token.remove_suffix(1);
+      }
+      text.assign(token);
+    } else {
+      continue;  // objects and arrays have no query form
+    }
+    if (!query.empty()) query += '&';
+    appendPercentEncoded(query, key);
+    query += '=';
+    appendPercentEncoded(query, text);
+  }
+}
+
+// Endpoint indices in the order to try them: the balancer's pick first, then the ring.
+std::vector<size_t> endpointOrder(Worker& worker, const config::Route& route,
+                                  const ClusterRuntime& cluster, std::string_view client_ip,
+                                  const filters::Attributes& attributes) {
+  ClusterBalance& balance = worker.balance(route.cluster);
+  size_t n = cluster.endpoints.size();
+  if (balance.active.size() != n) balance.active.assign(n, 0);
+  size_t first = 0;
+  switch (cluster.config->lb) {
+    case config::LoadBalance::RoundRobin:
+      first = balance.next++ % n;
+      break;
+    case config::LoadBalance::LeastConn:
+      for (size_t i = 1; i < n; ++i) {
+        if (balance.active[i] < balance.active[first]) first = i;
+      }
+      break;
+    case config::LoadBalance::HashIp:
+      first = std::hash<std::string_view>{}(client_ip) % n;
+      break;
+    case config::LoadBalance::HashSub: {
+      auto sub = attributes.find("jwt.sub");
+      first = std::hash<std::string_view>{}(sub != attributes.end() ? std::string_view(sub->second)
+                                                                    : client_ip) %
+              n;
+      break;
+    }
+  }
+  std::vector<size_t> order;
+  for (size_t i = 0; i < n; ++i) order.push_back((first + i) % n);
+  std::reverse(order.begin(), order.end());  // pop_back() takes the next to try
+  return order;
+}
+
+// ---- one raw WebSocket to the cluster ----------------------------------------------------------
+
+// Connects and upgrades one WebSocket, trying endpoints in turn; hands the upgraded bufferevent
+// (frames may already wait in its input) or an error to `done`, as its last act. The owner
+// destroys it later (deferDelete), never inside `done`.
+class UpstreamConnector final : public Deletable {
+ public:
+  using Done = std::function<void(bufferevent* bev, size_t endpoint, std::string error)>;
+
+  UpstreamConnector(Worker& worker, const ClusterRuntime& cluster, std::vector<size_t> order,
+                    std::string target, http::Headers headers, Done done)
+      : worker_(worker),
+        cluster_(cluster),
+        order_(std::move(order)),
+        target_(std::move(target)),
+        headers_(std::move(headers)),
+        done_(std::move(done)),
+        timer_(worker.dispatcher(), [this] { attemptFailed("timeout"); }) {}
+  ~UpstreamConnector() override {
+    if (bev_ != nullptr) bufferevent_free(bev_);
+  }
+
+  void start() { next(); }
+
+ private:
+  void next() {
+    if (bev_ != nullptr) {
+      bufferevent_free(bev_);
+      bev_ = nullptr;
+    }
+    if (order_.empty()) {
+      finish(nullptr, last_error_.empty() ? "no upstream endpoint" : last_error_);
+      return;
+    }
+    endpoint_ = order_.back();
+    order_.pop_back();
+    const Endpoint& ep = cluster_.endpoints[endpoint_];
+    event_base* base = worker_.dispatcher().base();
+    constexpr int kOptions = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
+    if (cluster_.tls) {
+      SSL* ssl = SSL_new(cluster_.tls.get());
+      const std::string& name = cluster_.config->tls_server_name.empty()
+                                    ? ep.address.host
+                                    : cluster_.config->tls_server_name;
+      SSL_set_tlsext_host_name(ssl, name.c_str());
+      if (cluster_.config->tls_verify) SSL_set1_host(ssl, name.c_str());
+      bev_ = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, kOptions);
+      bufferevent_openssl_set_allow_dirty_shutdown(bev_, 1);
+    } else {
+      bev_ = bufferevent_socket_new(base, -1, kOptions);
+    }
+    bufferevent_setcb(bev_, &UpstreamConnector::onRead, nullptr, &UpstreamConnector::onEvent,
+                      this);
+    handshaking_ = false;
+    timer_.arm(cluster_.config->connect_timeout);
+    if (bufferevent_socket_connect(bev_, reinterpret_cast<const sockaddr*>(&ep.sockaddr),
+                                   static_cast<int>(ep.sockaddr_len)) != 0) {
+      last_error_ = ep.address.str() + ": connect failed";
+      timer_.arm(Duration(0));  // retry from a fresh loop iteration
+    }
+  }
+
+  static void onEvent(bufferevent*, short what, void* self) {
+    auto* c = static_cast<UpstreamConnector*>(self);
+    if (what & BEV_EVENT_CONNECTED) {
+      c->sendUpgrade();
+    } else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+      c->attemptFailed((what & BEV_EVENT_EOF) ? "connection closed" : "connection failed");
+    }
+  }
+
+  static void onRead(bufferevent*, void* self) { static_cast<UpstreamConnector*>(self)->read(); }
+
+  void sendUpgrade() {
+    const Endpoint& ep = cluster_.endpoints[endpoint_];
+    key_ = http::makeWebSocketKey();
+    http::Headers headers;
+    headers.push_back({"Host", cluster_.config->host ? *cluster_.config->host : ep.address.str()});
+    headers.push_back({"Upgrade", "websocket"});
+    headers.push_back({"Connection", "Upgrade"});
+    headers.push_back({"Sec-WebSocket-Key", key_});
+    headers.push_back({"Sec-WebSocket-Version", "13"});
+    headers.insert(headers.end(), headers_.begin(), headers_.end());
+    std::string request = http::serializeRequest("GET", target_, headers);
+    bufferevent_write(bev_, request.data(), request.size());
+    bufferevent_enable(bev_, EV_READ | EV_WRITE);
+    parser_ = std::make_unique<http::ResponseParser>();
+    handshaking_ = true;
+    timer_.arm(cluster_.config->handshake_timeout);
+  }
+
+  void read() {
+    if (!handshaking_) return;
+    evbuffer* in = bufferevent_get_input(bev_);
+    size_t len = evbuffer_get_length(in);
+    const char* data = reinterpret_cast<const char*>(evbuffer_pullup(in, -1));
+    evbuffer_drain(in, parser_->feed(data, len));
+    if (parser_->state() == http::ParseState::NeedMore) return;
+    if (parser_->state() == http::ParseState::Error) {
+      attemptFailed("invalid HTTP response");
+      return;
+    }
+    const http::Response& res = parser_->response();
+    if (res.status != 101) {
+      // The server answered: trying another endpoint would repeat the refusal.
+      order_.clear();
+      attemptFailed("refused with HTTP " + std::to_string(res.status));
+      return;
+    }
+    const std::string* accept = res.header("sec-websocket-accept");
+    if (accept == nullptr || *accept != http::computeAcceptKey(key_)) {
+      attemptFailed("wrong Sec-WebSocket-Accept");
+      return;
+    }
+    timer_.cancel();
+    bufferevent* bev = bev_;
+    bev_ = nullptr;
+    bufferevent_setcb(bev, nullptr, nullptr, nullptr, nullptr);
+    bufferevent_disable(bev, EV_READ);
+    worker_.balance(cluster_.config->name).active[endpoint_]++;
+    finish(bev, {});
+  }
+
+  void attemptFailed(const std::string& why) {
+    if (finished_) return;
+    last_error_ = cluster_.endpoints[endpoint_].address.str() + ": " + why;
+    spdlog::debug("translate down: upstream {}", last_error_);
+    next();
+  }
+
+  void finish(bufferevent* bev, std::string error) {
+    finished_ = true;
+    timer_.cancel();
+    done_(bev, endpoint_, std::move(error));
+  }
+
+  Worker& worker_;
+  const ClusterRuntime& cluster_;
+  std::vector<size_t> order_;
+  std::string target_;
+  http::Headers headers_;
+  Done done_;
+  Timer timer_;
+  bufferevent* bev_ = nullptr;
+  size_t endpoint_ = 0;
+  std::string key_;
+  std::string last_error_;
+  std::unique_ptr<http::ResponseParser> parser_;
+  bool handshaking_ = false;
+  bool finished_ = false;
+};
+
+// ---- the Socket.IO server logic of one Engine.IO session ---------------------------------------
+
+// One namespace the client joined (or is joining) and its raw WebSocket.
+struct NamespaceLink final : Deletable {
+  std::string nsp;
+  std::unique_ptr<UpstreamConnector> connector;
+  std::unique_ptr<WsEndpoint> upstream;
+  size_t endpoint = SIZE_MAX;
+  bool ready = false;
+  bool closing = false;          // left the namespace; waiting for the close handshake
+  std::set<uint64_t> client_acks;               // ack ids the client asked for
+  uint64_t next_ack = 0;                        // our ack ids toward the client
+  std::map<uint64_t, uint64_t> upstream_acks;   // our id -> the upstream's envelope ack id
+};
+
+class TranslateDownSession final : public Deletable,
+                                   public EioApp,
+                                   public filters::FilterCallbacks,
+                                   public WsEndpointOwner {
+ public:
+  // The handshake decision: an HTTP response refusing the session, or empty to go on.
+  using Admitted = std::function<void(std::string rejection)>;
+
+  TranslateDownSession(Worker& worker, SnapshotPtr snapshot, const config::Route& route,
+                       const ListenerRuntime& listener, http::Request handshake,
+                       std::string client_ip)
+      : worker_(worker),
+        snapshot_(std::move(snapshot)),
+        route_(route),
+        listener_(listener),
+        cluster_(snapshot_->cluster(route.cluster)),
+        handshake_request_(std::move(handshake)),
+        client_ip_(std::move(client_ip)),
+        shape_(route.envelope == config::Envelope::Array ? envelope::Shape::Array
+                                                         : envelope::Shape::Json) {
+    EioSessionOptions options;
+    options.ping_interval = route.ping_interval;
+    options.ping_timeout = route.ping_timeout;
+    options.max_payload = route.max_payload;
+    options.allow_upgrade = std::find(route.transports.begin(), route.transports.end(),
+                                      config::Transport::WebSocket) != route.transports.end();
+    options.ws.max_message = std::min<uint64_t>(route.max_message, route.max_payload);
+    upstream_options_.max_message = route.max_message;
+    eio_ = std::make_unique<EioSession>(worker.dispatcher(), worker.masks(), makeBase64Id(),
+                                        options, *this);
+  }
+
+  ~TranslateDownSession() override {
+    links_.clear();
+    eio_.reset();
+  }
+
+  EioSession& eio() { return *eio_; }
+
+  // Runs the route's handshake filters on the session's first request.
+  void admit(Admitted admitted) {
+    admitted_ = std::move(admitted);
+    const auto& factories = snapshot_->filtersOf(route_);
+    if (!factories.empty()) {
+      chain_ = std::make_unique<filters::FilterChain>(factories, *this);
+      context_ = std::make_unique<filters::HandshakeContext>(filters::HandshakeContext{
+          handshake_request_, client_ip_, route_, upstream_headers_, true, {}});
+      if (chain_->runHandshake(*context_) == filters::Status::Stop) return;
+    }
+    decide({});
+  }
+
+  // The connection that asked went away, or the handshake was refused: nothing was opened.
+  void discard() {
+    if (discarded_) return;
+    discarded_ = true;
+    admitted_ = nullptr;
+    worker_.dispatcher().deferDelete(std::unique_ptr<Deletable>(this));
+  }
+
+  // After the OPEN went out.
+  void opened() {
+    open_ = true;
+    if (chain_) chain_->onEstablished();
+  }
+
+  // ---- EioApp ----
+
+  void onEioMessage(std::string_view data, bool binary) override {
+    if (binary) {
+      switch (reassembler_.addAttachment(data)) {
+        case sio::Reassembler::Status::Ready:
+          onClientPacket(reassembler_.packet(), &reassembler_.attachments());
+          reassembler_.reset();
+          return;
+        case sio::Reassembler::Status::NeedAttachment:
+          return;
+        case sio::Reassembler::Status::Error:
+          invalid("unexpected binary message");
+          return;
+      }
+      return;
+    }
+    sio::Packet packet;
+    sio::DecodeError error = sio::decodePacket(data, &packet);
+    if (error != sio::DecodeError::None) {
+      invalid(sio::describe(error));
+      return;
+    }
+    switch (reassembler_.addPacket(packet)) {
+      case sio::Reassembler::Status::Ready:
+        onClientPacket(packet, nullptr);
+        return;
+      case sio::Reassembler::Status::NeedAttachment:
+        return;
+      case sio::Reassembler::Status::Error:
+        invalid(sio::describe(reassembler_.error()));
+        return;
+    }
+  }
+
+  void onEioClose(std::string_view reason) override {
+    if (close_info_.closed_by.empty()) {
+      close_info_.code = ws::close_code::kNormal;
+      close_info_.reason = std::string(reason);
+      close_info_.closed_by = reason.find("client") != std::string_view::npos ||
+                                      reason.find("transport") != std::string_view::npos ||
+                                      reason.find("prematurely") != std::string_view::npos
+                                  ? "client"
+                                  : "wsbridge";
+    }
+    // The client is gone: every namespace's upstream closes normally.
+    std::vector<NamespaceLink*> open;
+    for (auto& link : links_) {
+      if (!link->closing) open.push_back(link.get());
+    }
+    for (NamespaceLink* link : open) leave(*link, ws::close_code::kNormal, "client disconnected");
+    if (chain_) chain_->onClose(close_info_);
+    maybeDelete();
+  }
+
+  void onEioFinished() override {
+    eio_finished_ = true;
+    maybeDelete();
+  }
+
+  // ---- filters::FilterCallbacks ----
+
+  void reject(int status, std::string_view message, const http::Headers& extra) override {
+    if (admitted_) {
+      Admitted admitted = std::move(admitted_);
+      admitted_ = nullptr;
+      admitted(http::errorResponse(status, jsonError(message), extra));
+      return;
+    }
+    close(ws::close_code::kPolicy, message);
+  }
+
+  void resumeHandshake() override {
+    if (!admitted_ || !chain_ || !context_) return;
+    if (chain_->resumeHandshake(*context_) == filters::Status::Stop) return;
+    decide({});
+  }
+
+  void notify(filters::Side toward, std::string_view notice) override {
+    if (toward == filters::Side::Client) {
+      eio_->send(renderNoticeMessage(notice, "/"));
+      return;
+    }
+    for (auto& link : links_) {
+      if (link->ready && !link->closing) link->upstream->sendMessage(ws::Opcode::Text, notice);
+    }
+  }
+
+  void ackError(filters::Side toward, const filters::Event& event,
+                std::string_view args_json) override {
+    if (!event.ack) return;
+    if (toward == filters::Side::Client) {
+      eio_->send(renderAckMessage(event.nsp, *event.ack, args_json));
+      return;
+    }
+    NamespaceLink* link = find(event.nsp);
+    if (link == nullptr || !link->ready) return;
+    std::string answer = envelope::renderAckAnswer(shape_, *event.ack, args_json);
+    if (!answer.empty()) link->upstream->sendMessage(ws::Opcode::Text, answer);
+  }
+
+  void close(uint16_t code, std::string_view reason) override {
+    if (close_info_.closed_by.empty()) close_info_ = {code, std::string(reason), "wsbridge"};
+    eio_->close(reason);
+  }
+
+  void ping(filters::Side side) override {
+    if (side != filters::Side::Upstream) return;  // Engine.IO pings the client already
+    for (auto& link : links_) {
+      if (link->ready && !link->closing) link->upstream->sendPing();
+    }
+  }
+
+  void pauseReading(filters::Side side, Duration delay) override {
+    if (side != filters::Side::Upstream) return;  // polling clients cannot be paused
+    for (auto& link : links_) {
+      if (link->ready) link->upstream->pauseReading(WsEndpoint::kShaping);
+    }
+    if (!shape_timer_) {
+      shape_timer_ = std::make_unique<proxy::Timer>(worker_.dispatcher(), [this] {
+        for (auto& link : links_) {
+          if (link->ready) link->upstream->resumeReading(WsEndpoint::kShaping);
+        }
+      });
+    }
+    shape_timer_->arm(delay);
+  }
+
+  std::unique_ptr<filters::FilterCallbacks::Timer> createTimer(std::function<void()> cb) override {
+    class FilterTimer final : public filters::FilterCallbacks::Timer {
+     public:
+      FilterTimer(Dispatcher& d, std::function<void()> cb) : timer_(d, std::move(cb)) {}
+      void arm(Duration after) override { timer_.arm(after); }
+      void cancel() override { timer_.cancel(); }
+
+     private:
+      proxy::Timer timer_;
+    };
+    return std::make_unique<FilterTimer>(worker_.dispatcher(), std::move(cb));
+  }
+
+  const filters::Clock& clock() const override { return filters::SystemClock::instance(); }
+  filters::Attributes& attributes() override { return attributes_; }
+
+  // ---- WsEndpointOwner (the namespaces' upstream sockets) ----
+
+  void onWsMessage(WsEndpoint& from, ws::Opcode opcode, evbuffer* payload) override {
+    NamespaceLink* link = find(from);
+    if (link == nullptr || link->closing || eio_->closed()) return;
+    if (opcode == ws::Opcode::Binary) {
+      onUpstreamBinary(*link, view(payload));
+    } else {
+      onUpstreamText(*link, view(payload));
+    }
+  }
+
+  void onWsCloseFrame(WsEndpoint& from, uint16_t code, std::string_view) override {
+    NamespaceLink* link = find(from);
+    if (link == nullptr) return;
+    from.sendClose(code == ws::close_code::kNoStatus ? ws::close_code::kNormal : code, "");
+    upstreamLost(*link);
+  }
+
+  void onWsGone(WsEndpoint& from, uint16_t, std::string_view reason) override {
+    NamespaceLink* link = find(from);
+    if (link == nullptr) return;
+    spdlog::debug("translate down: upstream of {} lost: {}", link->nsp, reason);
+    upstreamLost(*link);
+  }
+
+  void onWsDrained(WsEndpoint&) override {}
+
+  void onWsClosed(WsEndpoint& endpoint) override {
+    NamespaceLink* link = find(endpoint);
+    if (link == nullptr) return;
+    upstreamLost(*link);
+    release(*link);
+  }
+
+ private:
+  void decide(std::string rejection) {
+    if (!admitted_) return;
+    Admitted admitted = std::move(admitted_);
+    admitted_ = nullptr;
+    admitted(std::move(rejection));
+  }
+
+  // A Socket.IO protocol violation: the ref server closes the whole connection.
+  void invalid(std::string_view why) {
+    spdlog::debug("translate down {}: invalid packet from the client: {}", eio_->sid(), why);
+    close(ws::close_code::kProtocolError, why);
+  }
+
+  NamespaceLink* find(std::string_view nsp) {
+    for (auto& link : links_) {
+      if (!link->closing && link->nsp == nsp) return link.get();
+    }
+    return nullptr;
+  }
+
+  NamespaceLink* find(const WsEndpoint& endpoint) {
+    for (auto& link : links_) {
+      if (link->upstream.get() == &endpoint) return link.get();
+    }
+    return nullptr;
+  }
+
+  void sendPacket(const std::string& packet, const std::vector<std::string_view>& attachments) {
+    eio_->send(packet);
+    for (std::string_view a : attachments) eio_->sendBinary(a);
+  }
+
+  bool passFilters(filters::Direction direction, std::string_view nsp, std::string_view name,
+                   std::optional<uint64_t> ack, size_t size, std::string_view args_array) {
+    if (!chain_ || chain_->empty()) return true;
+    filters::Event event;
+    event.direction = direction;
+    event.nsp = nsp;
+    event.name = name;
+    event.ack = ack;
+    event.size = size;
+    event.args = [args_array]() { return args_array; };
+    return chain_->onEvent(event) == filters::Status::Continue;
+  }
+
+  // ---- client -> upstream ----
+
+  void onClientPacket(const sio::Packet& packet, const std::vector<std::string>* attachments) {
+    NamespaceLink* link = find(packet.nsp);
+    switch (packet.type) {
+      case sio::PacketType::Connect:
+        if (link != nullptr) {
+          invalid("CONNECT for a namespace already joined");
+          return;
+        }
+        join(std::string(packet.nsp), packet.data);
+        return;
+      case sio::PacketType::Disconnect:
+        if (link != nullptr) leave(*link, ws::close_code::kNormal, "client disconnected");
+        return;
+      case sio::PacketType::ConnectError:
+        invalid("CONNECT_ERROR from a client");
+        return;
+      default:
+        break;
+    }
+    if (link == nullptr || !link->ready) {
+      invalid("packet for a namespace not joined");
+      return;
+    }
+    std::string args = bracket(packet.args_json);
+    if (attachments != nullptr) {
+      bool one_binary_arg = attachments->size() == 1 && packet.arg_count == 1 && !packet.id &&
+                            packet.type == sio::PacketType::BinaryEvent;
+      if (one_binary_arg && !route_.binary_event.empty()) {
+        auto name = sio::eventName(packet, reader_);
+        if (name && *name == route_.binary_event) {
+          if (!passFilters(filters::Direction::ToUpstream, link->nsp, *name, std::nullopt,
+                           (*attachments)[0].size(), args)) {
+            return;
+          }
+          link->upstream->sendMessage(ws::Opcode::Binary, (*attachments)[0]);
+          return;
+        }
+      }
+      std::string inlined, error;
+      if (!envelope::inlineAttachments(args, *attachments, &inlined, &error)) {
+        invalid(error);
+        return;
+      }
+      args = std::move(inlined);
+    }
+    if (packet.type == sio::PacketType::Event || packet.type == sio::PacketType::BinaryEvent) {
+      auto name = sio::eventName(packet, reader_);
+      if (!name) {
+        invalid("event name");
+        return;
+      }
+      std::string event(*name);
+      if (!passFilters(filters::Direction::ToUpstream, link->nsp, event, packet.id,
+                       packet.raw.size(), args)) {
+        return;
+      }
+      // The client's ack id travels as is: each namespace has its own upstream socket.
+      if (packet.id) link->client_acks.insert(*packet.id);
+      link->upstream->sendMessage(ws::Opcode::Text,
+                                  envelope::renderEvent(shape_, event, args, packet.id));
+      return;
+    }
+    // ACK / BINARY_ACK: the answer to an event the upstream asked an ack for.
+    if (!packet.id) return;
+    auto it = link->upstream_acks.find(*packet.id);
+    if (it == link->upstream_acks.end()) return;
+    uint64_t upstream_id = it->second;
+    link->upstream_acks.erase(it);
+    std::string answer = envelope::renderAckAnswer(shape_, upstream_id, args);
+    if (!answer.empty()) link->upstream->sendMessage(ws::Opcode::Text, answer);
+  }
+
+  std::string upstreamTarget(const std::string& nsp, std::string_view auth_json) {
+    std::string target;
+    auto path = route_.namespace_paths.find(nsp);
+    if (path != route_.namespace_paths.end()) {
+      target = path->second;
+    } else if (cluster_->config->path) {
+      target = *cluster_->config->path;
+    } else {
+      target = nsp;
+    }
+    std::string query = appQuery(handshake_request_.query);
+    appendAuthQuery(query, auth_json, reader_);
+    if (!query.empty()) target += (target.find('?') == std::string::npos ? "?" : "&") + query;
+    return target;
+  }
+
+  http::Headers upstreamHeaders() {
+    http::Headers headers;
+    std::string xff = client_ip_;
+    for (const auto& h : handshake_request_.headers) {
+      if (isHopByHop(h.name)) continue;
+      bool claimed =
+          std::any_of(upstream_headers_.begin(), upstream_headers_.end(),
+                      [&](const http::Header& u) { return http::iequals(u.name, h.name); });
+      if (claimed) continue;  // a forwarded claim is never taken from the client
+      if (http::iequals(h.name, "x-forwarded-for")) {
+        xff = h.value + ", " + client_ip_;
+        continue;
+      }
+      headers.push_back(h);
+    }
+    headers.push_back({"X-Forwarded-For", xff});
+    headers.push_back({"X-Forwarded-Proto", listener_.tls ? "https" : "http"});
+    headers.insert(headers.end(), upstream_headers_.begin(), upstream_headers_.end());
+    return headers;
+  }
+
+  void join(std::string nsp, std::string_view auth_json) {
+    auto link = std::make_unique<NamespaceLink>();
+    link->nsp = nsp;
+    NamespaceLink* l = link.get();
+    links_.push_back(std::move(link));
+    if (cluster_ == nullptr || cluster_->endpoints.empty()) {
+      refuse(*l, "no upstream available");
+      return;
+    }
+    l->connector = std::make_unique<UpstreamConnector>(
+        worker_, *cluster_, endpointOrder(worker_, route_, *cluster_, client_ip_, attributes_),
+        upstreamTarget(nsp, auth_json), upstreamHeaders(),
+        [this, l](bufferevent* bev, size_t endpoint, std::string error) {
+          worker_.dispatcher().deferDelete(std::move(l->connector));
+          if (bev == nullptr) {
+            refuse(*l, "upstream unavailable: " + error);
+            return;
+          }
+          l->endpoint = endpoint;
+          l->upstream = std::make_unique<WsEndpoint>(worker_.dispatcher(), bev,
+                                                     WsEndpoint::Side::Upstream,
+                                                     upstream_options_, worker_.masks(), *this);
+          l->ready = true;
+          std::string reply;
+          sio::appendConnectReply(reply, sio::Version::V5, l->nsp, makeBase64Id());
+          eio_->send(reply);
+          l->upstream->start();
+        });
+    l->connector->start();
+  }
+
+  void refuse(NamespaceLink& link, std::string message) {
+    spdlog::info("{}: translate down: namespace {} refused: {}", client_ip_, link.nsp, message);
+    std::string packet;
+    sio::appendConnectError(packet, sio::Version::V5, link.nsp, message);
+    eio_->send(packet);
+    link.closing = true;
+    release(link);
+  }
+
+  // The client leaves the namespace (or the session ends): close 1000 upstream.
+  void leave(NamespaceLink& link, uint16_t code, std::string_view reason) {
+    link.closing = true;
+    if (link.upstream) {
+      link.upstream->sendClose(code, reason);
+      if (link.upstream->finished()) release(link);
+    } else {
+      release(link);  // still connecting: just drop the attempt
+    }
+  }
+
+  // The upstream socket of a joined namespace closed or broke: DISCONNECT that namespace.
+  void upstreamLost(NamespaceLink& link) {
+    if (link.closing) return;
+    link.closing = true;
+    std::string packet;
+    sio::appendDisconnect(packet, link.nsp);
+    eio_->send(packet);
+  }
+
+  // Frees the link (at the end of this loop iteration: we may be inside its socket's callback).
+  void release(NamespaceLink& link) {
+    auto it = std::find_if(links_.begin(), links_.end(),
+                           [&](const auto& l) { return l.get() == &link; });
+    if (it == links_.end()) return;
+    if (link.upstream && link.endpoint != SIZE_MAX) {
+      auto& active = worker_.balance(route_.cluster).active;
+      if (link.endpoint < active.size() && active[link.endpoint] > 0) active[link.endpoint]--;
+    }
+    worker_.dispatcher().deferDelete(std::move(*it));
+    links_.erase(it);
+    maybeDelete();
+  }
+
+  void maybeDelete() {
+    if (!eio_finished_ || !links_.empty() || discarded_) return;
+    discarded_ = true;
+    worker_.dispatcher().deferDelete(std::unique_ptr<Deletable>(this));
+  }
+
+  // ---- upstream -> client ----
+
+  void onUpstreamBinary(NamespaceLink& link, std::string_view bytes) {
+    if (route_.binary_event.empty()) {
+      spdlog::debug("translate down: binary message dropped (no binary_event on the route)");
+      return;
+    }
+    if (!passFilters(filters::Direction::ToClient, link.nsp, route_.binary_event, std::nullopt,
+                     bytes.size(), "[{\"_placeholder\":true,\"num\":0}]")) {
+      return;
+    }
+    std::string packet;
+    std::vector<std::string_view> attachments;
+    sio::Arg arg{bytes, true};
+    sio::appendEvent(packet, link.nsp, route_.binary_event, std::span<const sio::Arg>(&arg, 1),
+                     std::nullopt, &attachments);
+    sendPacket(packet, attachments);
+  }
+
+  void onUpstreamText(NamespaceLink& link, std::string_view text) {
+    envelope::ParseOptions options;
+    options.shape = shape_;
+    envelope::Message message;
+    std::string error;
+    if (envelope::parse(text, options, &message, &error) != envelope::ParseStatus::Ok) {
+      // Not an envelope (plain text, or JSON of another shape): the route's text event.
+      message = {};
+      message.event = route_.text_event;
+      message.args = envelope::textAsArgs(text);
+    }
+    std::string args;
+    std::vector<std::string> attachments;
+    if (!envelope::extractAttachments(message.args, &args, &attachments, &error)) {
+      spdlog::debug("translate down: upstream message dropped: {}", error);
+      return;
+    }
+    std::vector<std::string_view> views(attachments.begin(), attachments.end());
+    std::string packet;
+    if (message.kind == envelope::Message::Kind::AckAnswer) {
+      if (link.client_acks.erase(*message.ack) == 0) return;  // not asked, or answered already
+      if (!passFilters(filters::Direction::ToClient, link.nsp, {}, message.ack, text.size(),
+                       args)) {
+        return;
+      }
+      if (!attachments.empty()) packet += '6' + std::to_string(attachments.size()) + '-';
+      else packet += '3';
+      if (link.nsp != "/") packet += link.nsp + ",";
+      packet += std::to_string(*message.ack);
+      packet += args;
+      sendPacket(packet, views);
+      return;
+    }
+    if (!passFilters(filters::Direction::ToClient, link.nsp, message.event, message.ack,
+                     text.size(), args)) {
+      return;
+    }
+    std::optional<uint64_t> id;
+    if (message.ack) {
+      id = link.next_ack++;
+      link.upstream_acks[*id] = *message.ack;
+    }
+    sio::appendEventJson(packet, link.nsp, message.event, args, id);
+    if (!attachments.empty()) {
+      // EVENT -> BINARY_EVENT with the attachment count: "2..." becomes "5N-...".
+      packet = '5' + std::to_string(attachments.size()) + '-' + packet.substr(1);
+    }
+    sendPacket(packet, views);
+  }
+
+  Worker& worker_;
+  SnapshotPtr snapshot_;
+  const config::Route& route_;
+  const ListenerRuntime& listener_;
+  const ClusterRuntime* cluster_;
+  http::Request handshake_request_;
+  std::string client_ip_;
+  envelope::Shape shape_;
+  WsEndpointOptions upstream_options_;
+  std::unique_ptr<EioSession> eio_;
+  std::vector<std::unique_ptr<NamespaceLink>> links_;
+
+  std::unique_ptr<filters::FilterChain> chain_;
+  std::unique_ptr<filters::HandshakeContext> context_;
+  http::Headers upstream_headers_;
+  filters::Attributes attributes_;
+  filters::CloseInfo close_info_;
+  std::unique_ptr<proxy::Timer> shape_timer_;
+  Admitted admitted_;
+
+  sio::JsonReader reader_;
+  sio::Reassembler reassembler_;
+  bool open_ = false;
+  bool eio_finished_ = false;
+  bool discarded_ = false;
+};
+
+// ---- the HTTP front ----------------------------------------------------------------------------
+
+// One client TCP connection: Engine.IO requests one after another (keep-alive), until one becomes
+// a websocket and leaves with the socket. Polling requests of a session owned by another worker
+// are posted there, and the answer is posted back.
+class EioConnection final : public Deletable {
+ public:
+  // What a responder on another thread holds: cleared when the connection goes.
+  struct Handle {
+    EioConnection* connection;
+  };
+
+  EioConnection(Worker& worker, SnapshotPtr snapshot, const config::Route& route,
+                const ListenerRuntime& listener, bufferevent* bev, std::string client_ip,
+                uint16_t client_port)
+      : worker_(worker),
+        snapshot_(std::move(snapshot)),
+        route_(route),
+        listener_(listener),
+        bev_(bev),
+        client_ip_(std::move(client_ip)),
+        client_port_(client_port),
+        handle_(std::make_shared<Handle>(Handle{this})),
+        timer_(worker.dispatcher(), [this] { onTimeout(); }),
+        parser_(limits(route)) {
+    bufferevent_setcb(bev_, &EioConnection::onRead, &EioConnection::onWrite,
+                      &EioConnection::onEvent, this);
+    bufferevent_setwatermark(bev_, EV_READ, 0, kReadLimit);
+    bufferevent_setwatermark(bev_, EV_WRITE, 0, 0);
+  }
+
+  ~EioConnection() override {
+    handle_->connection = nullptr;
+    if (bev_ != nullptr) bufferevent_free(bev_);
+  }
+
+  void handle(http::Request request) {
+    request_ = std::move(request);
+    dispatch();
+  }
+
+ private:
+  static http::Limits limits(const config::Route& route) {
+    http::Limits l;
+    l.max_body = std::max<size_t>(l.max_body, route.max_payload + 1024);
+    return l;
+  }
+
+  static void onRead(bufferevent*, void* self) { static_cast<EioConnection*>(self)->read(); }
+
+  static void onWrite(bufferevent*, void* self) {
+    auto* c = static_cast<EioConnection*>(self);
+    if (c->close_after_write_ && evbuffer_get_length(bufferevent_get_output(c->bev_)) == 0) {
+      c->destroy();
+    }
+  }
+
+  static void onEvent(bufferevent*, short what, void* self) {
+    auto* c = static_cast<EioConnection*>(self);
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) c->gone();
+  }
+
+  void onTimeout() {
+    if (waiting_) return;  // a held GET ends with the session's ping at the latest
+    destroy();
+  }
+
+  void gone() {
+    if (waiting_ && !held_sid_.empty()) {
+      // A GET aborted by the client closes its session, as the ref server does.
+      std::string sid = held_sid_;
+      uint64_t id = generation_;
+      withSession(sid, [sid, id](EioSession* session) {
+        if (session != nullptr) session->pollAborted(id);
+      });
+    }
+    destroy();
+  }
+
+  void destroy() {
+    if (destroyed_) return;
+    destroyed_ = true;
+    timer_.cancel();
+    if (bev_ != nullptr) {
+      bufferevent_free(bev_);
+      bev_ = nullptr;
+    }
+    worker_.dispatcher().deferDelete(std::unique_ptr<Deletable>(this));
+  }
+
+  // Runs `fn` with the session on its owner's thread (null when it is unknown there).
+  void withSession(const std::string& sid, std::function<void(EioSession*)> fn) {
+    Dispatcher* owner = nullptr;
+    EioSession* session = nullptr;
+    if (!EioRegistry::instance().find(sid, &worker_.dispatcher(), &owner, &session)) {
+      fn(nullptr);
+      return;
+    }
+    if (session != nullptr) {
+      fn(session);
+      return;
+    }
+    spdlog::debug("eio {}: request handed to the worker owning the session", sid);
+    owner->post([sid, owner, fn = std::move(fn)] {
+      Dispatcher* again = nullptr;
+      EioSession* s = nullptr;
+      EioRegistry::instance().find(sid, owner, &again, &s);
+      fn(s);
+    });
+  }
+
+  void read() {
+    if (waiting_ || destroyed_) return;
+    evbuffer* in = bufferevent_get_input(bev_);
+    size_t len = evbuffer_get_length(in);
+    if (len == 0) return;
+    const char* data = reinterpret_cast<const char*>(evbuffer_pullup(in, -1));
+    evbuffer_drain(in, parser_.feed(data, len));
+    switch (parser_.state()) {
+      case http::ParseState::NeedMore:
+        timer_.arm(kRequestTimeout);
+        return;
+      case http::ParseState::Error: {
+        int status = parser_.errorStatus() ? parser_.errorStatus() : 400;
+        respond(http::errorResponse(status, jsonError(parser_.errorReason())), false);
+        return;
+      }
+      case http::ParseState::Done:
+        request_ = std::move(parser_.request());
+        dispatch();
+        return;
+    }
+  }
+
+  void dispatch() {
+    timer_.cancel();
+    bufferevent_disable(bev_, EV_READ);
+    generation_ = next_poll_id.fetch_add(1) + 1;  // unique process-wide: it names held GETs
+    waiting_ = true;
+    held_sid_.clear();
+    const http::Request& req = request_;
+    bool keep_alive = req.keep_alive;
+    http::Headers cors = corsHeaders(route_.cors_origins, req);
+    if (req.method == "OPTIONS") {  // CORS preflight
+      if (!cors.empty()) {
+        cors.push_back({"Access-Control-Allow-Methods", "GET, POST"});
+        const std::string* asked = req.header("access-control-request-headers");
+        cors.push_back({"Access-Control-Allow-Headers", asked ? *asked : "Content-Type"});
+      }
+      http::Response res;
+      res.status = 204;
+      res.headers = std::move(cors);
+      res.headers.push_back({"Connection", keep_alive ? "keep-alive" : "close"});
+      respond(http::serializeResponse(res), keep_alive);
+      return;
+    }
+    EioRequest eio = checkEioRequest(req, route_.transports);
+    if (eio.error != nullptr) {
+      spdlog::debug("{}:{}: {} {} -> {} {}", client_ip_, client_port_, req.method, req.target,
+                    eio.error->code, eio.error->message);
+      respond(eioErrorResponse(*eio.error, eio.upgrade, keep_alive, cors),
+              keep_alive && !eio.upgrade);
+      return;
+    }
+    if (eio.sid.empty()) {
+      handshake(eio, std::move(cors));
+    } else if (eio.upgrade) {
+      upgradeSession(eio);
+    } else {
+      poll(eio, std::move(cors));
+    }
+  }
+
+  void handshake(const EioRequest& eio, http::Headers cors) {
+    if (eio.upgrade) {
+      http::UpgradeCheck check = http::checkWebSocketUpgrade(request_);
+      if (!check.ok()) {
+        respond(eioErrorResponse(eio::server_error::kBadRequest, true, false), false);
+        return;
+      }
+    }
+    auto* session = new TranslateDownSession(worker_, snapshot_, route_, listener_, request_,
+                                             client_ip_);
+    std::weak_ptr<Handle> weak = handle_;
+    bool websocket = eio.upgrade;
+    session->admit([weak, session, websocket, cors = std::move(cors)](std::string rejection) {
+      auto handle = weak.lock();
+      EioConnection* self = handle ? handle->connection : nullptr;
+      if (self == nullptr || self->destroyed_) {
+        session->discard();
+        return;
+      }
+      if (!rejection.empty()) {
+        session->discard();
+        self->respond(std::move(rejection), false);
+        return;
+      }
+      if (websocket) {
+        bufferevent* bev = self->takeOver();
+        session->eio().openWebSocket(bev);
+      } else {
+        self->respond(session->eio().openPolling(self->request_.keep_alive, cors),
+                      self->request_.keep_alive);
+      }
+      session->opened();
+    });
+  }
+
+  // Writes the 101 and gives the socket away; this connection ends.
+  bufferevent* takeOver() {
+    http::Response res;
+    res.status = 101;
+    res.headers.push_back({"Upgrade", "websocket"});
+    res.headers.push_back({"Connection", "Upgrade"});
+    res.headers.push_back(
+        {"Sec-WebSocket-Accept", http::computeAcceptKey(*request_.header("sec-websocket-key"))});
+    std::string bytes = http::serializeResponse(res);
+    bufferevent_write(bev_, bytes.data(), bytes.size());
+    bufferevent* bev = bev_;
+    bev_ = nullptr;
+    bufferevent_setcb(bev, nullptr, nullptr, nullptr, nullptr);
+    destroy();
+    return bev;
+  }
+
+  void upgradeSession(const EioRequest& eio) {
+    Dispatcher* owner = nullptr;
+    EioSession* session = nullptr;
+    bool known = EioRegistry::instance().find(eio.sid, &worker_.dispatcher(), &owner, &session);
+    http::UpgradeCheck check = http::checkWebSocketUpgrade(request_);
+    if (!known || !check.ok()) {
+      const auto& error = known ? eio::server_error::kBadRequest
+                                : eio::server_error::kSessionIdUnknown;
+      respond(eioErrorResponse(error, true, false), false);
+      return;
+    }
+    if (session == nullptr) {
+      // The session lives on another worker's loop, and a socket cannot follow it there: the
+      // client keeps polling (its upgrade probe fails quietly).
+      spdlog::debug("{}:{}: upgrade of {} refused: session owned by another worker", client_ip_,
+                    client_port_, eio.sid);
+      respond(eioErrorResponse(eio::server_error::kBadRequest, true, false), false);
+      return;
+    }
+    session->attachWebSocket(takeOver());
+  }
+
+  void poll(const EioRequest& eio, http::Headers cors) {
+    if (eio.transport != config::Transport::Polling) {
+      respond(eioErrorResponse(eio::server_error::kBadRequest, false, request_.keep_alive, cors),
+              request_.keep_alive);
+      return;
+    }
+    held_sid_ = eio.sid;
+    std::weak_ptr<Handle> weak = handle_;
+    Dispatcher* here = &worker_.dispatcher();
+    std::thread::id thread = thread_;
+    uint64_t generation = generation_;
+    bool keep_alive = request_.keep_alive;
+    // Runs on the session's thread; only our own thread touches this connection.
+    PollResponder responder = [weak, here, thread, generation, keep_alive](std::string response) {
+      auto deliver = [weak, generation, keep_alive, response = std::move(response)]() mutable {
+        auto handle = weak.lock();
+        if (!handle || handle->connection == nullptr) return;
+        handle->connection->answered(generation, std::move(response), keep_alive);
+      };
+      if (std::this_thread::get_id() == thread) {
+        deliver();
+      } else {
+        here->post(std::move(deliver));
+      }
+    };
+    auto req = std::make_shared<http::Request>(request_);
+    auto shared_cors = std::make_shared<http::Headers>(std::move(cors));
+    withSession(eio.sid, [req, shared_cors, generation, responder](EioSession* session) {
+      if (session == nullptr) {
+        responder(eioErrorResponse(eio::server_error::kSessionIdUnknown, false, req->keep_alive,
+                                   *shared_cors));
+        return;
+      }
+      session->handlePoll(*req, *shared_cors, generation, responder);
+    });
+  }
+
+  void answered(uint64_t generation, std::string response, bool keep_alive) {
+    if (destroyed_ || generation != generation_ || !waiting_) return;
+    respond(std::move(response), keep_alive);
+  }
+
+  void respond(std::string bytes, bool keep_alive) {
+    if (destroyed_ || bev_ == nullptr) return;
+    waiting_ = false;
+    held_sid_.clear();
+    bufferevent_write(bev_, bytes.data(), bytes.size());
+    bufferevent_enable(bev_, EV_WRITE);
+    if (!keep_alive) {
+      close_after_write_ = true;
+      bufferevent_disable(bev_, EV_READ);
+      timer_.arm(kRequestTimeout);
+      return;
+    }
+    // Keep-alive: the next request may be in the buffer already. Read it from a fresh loop
+    // iteration so a session never sees a request while it is still handling the last one.
+    parser_.reset();
+    timer_.arm(kKeepAliveTimeout);
+    bufferevent_enable(bev_, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_input(bev_)) > 0) {
+      std::weak_ptr<Handle> weak = handle_;
+      worker_.dispatcher().post([weak] {
+        auto handle = weak.lock();
+        if (handle && handle->connection != nullptr) handle->connection->read();
+      });
+    }
+  }
+
+  Worker& worker_;
+  SnapshotPtr snapshot_;
+  const config::Route& route_;
+  const ListenerRuntime& listener_;
+  bufferevent* bev_;
+  std::string client_ip_;
+  uint16_t client_port_;
+  std::shared_ptr<Handle> handle_;
+  Timer timer_;
+  http::RequestParser parser_;
+  http::Request request_;
+  std::thread::id thread_ = std::this_thread::get_id();
+  uint64_t generation_ = 0;  // the request being answered
+  std::string held_sid_;     // the sid of a polling request waiting for its answer
+  bool waiting_ = false;     // a request is being answered: read nothing more
+  bool close_after_write_ = false;
+  bool destroyed_ = false;
+};
+
 }  // namespace
 
-void startTranslateDown(Worker&, SnapshotPtr, const config::Route&, const ListenerRuntime&,
-                        bufferevent* client, http::Request, std::string, uint16_t) {
-  std::string response = http::errorResponse(
-      501, "{\"error\":\"translate down (socketio clients on a websocket cluster) is not built yet\"}");
-  bufferevent_setcb(client, nullptr, &closeWhenWritten, &closeOnEvent, nullptr);
-  bufferevent_disable(client, EV_READ);
-  bufferevent_write(client, response.data(), response.size());
+void startTranslateDown(Worker& worker, SnapshotPtr snapshot, const config::Route& route,
+                        const ListenerRuntime& listener, bufferevent* client,
+                        http::Request request, std::string client_ip, uint16_t client_port) {
+  auto* connection = new EioConnection(worker, std::move(snapshot), route, listener, client,
+                                       std::move(client_ip), client_port);
+  connection->handle(std::move(request));
 }
 
 }  // namespace wsb::proxy

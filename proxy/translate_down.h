@@ -20,6 +20,17 @@ class Worker;
 // downstream socketio and a websocket cluster) starts or continues an Engine.IO session. From
 // here on the connection belongs to the translate-down machinery (later keep-alive requests
 // included); the calling Session forgets it.
+//
+// Each namespace the client CONNECTs opens its own raw WebSocket: path = the route's
+// namespace_paths[nsp], else the cluster's `path`, else the namespace ("/", "/admin"); query =
+// the client's handshake query without EIO/transport/sid/t/b64/j, plus each top-level scalar of
+// the CONNECT auth object as key=value. A refused or failed connect answers CONNECT_ERROR
+// {"message":"upstream unavailable: ..."}; an upstream close becomes DISCONNECT of that
+// namespace; leaving a namespace or the session closes its upstream with 1000.
+//
+// Any worker may receive a session's polling requests: they are posted to the owning worker and
+// the answer posted back. A websocket upgrade accepted by another worker than the session's is
+// refused (400), so such a client stays on polling.
 void startTranslateDown(Worker& worker, SnapshotPtr snapshot, const config::Route& route,
                         const ListenerRuntime& listener, bufferevent* client,
                         http::Request request, std::string client_ip, uint16_t client_port);

@@ -426,12 +426,15 @@ void TranslateUp::fail(std::string message) {
 
 void TranslateUp::closeBoth(uint16_t client_code, std::string_view reason, const char* by) {
   noteClose(client_code, reason, by);
-  if (phase_ != Phase::Ready) {
-    fail(std::string(reason));
+  if (phase_ == Phase::Opening || phase_ == Phase::Connecting) {
+    fail(std::string(reason));  // the client is not upgraded yet: it hears a refusal
     return;
   }
+  // Ready or already Closing (a drain during a close): close what is still open, once.
   phase_ = Phase::Closing;
-  if (client_ && !client_->closeSent()) client_->sendClose(client_code, reason);
+  if (client_ && !client_->finished() && !client_->closeSent()) {
+    client_->sendClose(client_code, reason);
+  }
   if (!upstream_->finished() && !upstream_->closeSent()) {
     upstream_->sendClose(ws::close_code::kNormal, reason);
   }

@@ -153,6 +153,7 @@ void Worker::closeListeners() {
 void Worker::onAccept(evconnlistener*, int fd, sockaddr* addr, int, void* self) {
   auto* listening = static_cast<Listening*>(self);
   Worker* worker = listening->worker;
+  worker->stats_.countAccepted();
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   uint16_t port = 0;

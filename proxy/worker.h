@@ -13,6 +13,7 @@
 #include "proxy/dispatcher.h"
 #include "proxy/mask_source.h"
 #include "proxy/snapshot.h"
+#include "proxy/stats.h"
 
 struct evconnlistener;
 struct sockaddr;
@@ -49,6 +50,7 @@ class Worker {
   Dispatcher& dispatcher() { return dispatcher_; }
   MaskSource& masks() { return masks_; }
   ClusterBalance& balance(const std::string& cluster) { return balance_[cluster]; }
+  WorkerStats& stats() { return stats_; }  // written by this worker only, read by the admin
 
   void add(Session* session) { sessions_.insert(session); }
   void remove(Session* session);
@@ -72,6 +74,7 @@ class Worker {
   std::vector<std::unique_ptr<Listening>> listening_;
   std::map<std::string, ClusterBalance> balance_;
   std::unordered_set<Session*> sessions_;
+  WorkerStats stats_;
   std::unique_ptr<Timer> drain_timer_;
   bool draining_ = false;
   std::thread thread_;

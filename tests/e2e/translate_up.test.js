@@ -96,7 +96,7 @@ h.test('envelope events both ways, acks both ways, server-initiated events', asy
   const question = JSON.parse(await nextText(q));
   assert.equal(question.event, 'question');
   assert.equal(question.data, 'ready?');
-  assert.ok(Number.isInteger(question.ack), `question without an ack id: ${JSON.stringify(question)}`);
+  assert.ok(Number.isInteger(question.ack), `no ack id: ${JSON.stringify(question)}`);
   sendJson(ws, {ack: question.ack, args: ['yes', 2]});
   const answer = await server.waitFor((o) => o.event === 'answer');
   assert.deepEqual(answer.args, ['yes', 2]);
@@ -178,7 +178,8 @@ h.test('binary: 500 audio chunks of 3200 bytes at 50/s arrive in order; server b
   ws.send('{"event":"emit","args":["blob",{"_base64":"AAECAwT/"},"tail"]}');
   assert.equal(await nextText(q), '{"event":"blob","args":[{"_base64":"AAECAwT/"},"tail"]}');
   ws.send('{"event":"emit","args":["audio",{"_base64":"AQI="},{"_base64":"AwQ="}]}');
-  assert.equal(await nextText(q), '{"event":"audio","args":[{"_base64":"AQI="},{"_base64":"AwQ="}]}');
+  assert.equal(await nextText(q),
+               '{"event":"audio","args":[{"_base64":"AQI="},{"_base64":"AwQ="}]}');
   // Client base64 reaches the server as real binary, and an ack with binary comes back inline.
   ws.send('{"event":"echo","data":{"pcm":{"_base64":"AAECAw=="}},"ack":5}');
   assert.equal(await nextText(q), '{"ack":5,"data":{"pcm":{"_base64":"AAECAw=="}}}');

@@ -1,0 +1,410 @@
+// AdminListener: evhttp routes, readiness probes and the redacted config view.
+#include "proxy/admin.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <sstream>
+#include <tuple>
+
+#include "codec/http1.h"
+
+namespace wsb::proxy {
+
+namespace {
+constexpr Duration kProbeInterval{2000};
+constexpr Duration kProbeTimeoutMax{1500};  // below the interval: one probe per endpoint at a time
+
+std::string quoted(std::string_view s) { return "\"" + http::jsonEscape(s) + "\""; }
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+}  // namespace
+
+bool isLoopbackHost(std::string_view host) {
+  std::string h(host);
+  if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  if (lower(h) == "localhost") return true;
+  in_addr v4;
+  if (inet_pton(AF_INET, h.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6;
+  if (inet_pton(AF_INET6, h.c_str(), &v6) == 1) {
+    if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
+    return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
+  }
+  return false;
+}
+
+bool isSecretKey(std::string_view key) {
+  std::string k = lower(key);
+  return k == "sid_key" || k.find("secret") != std::string::npos ||
+         k.find("password") != std::string::npos || k.find("passwd") != std::string::npos;
+}
+
+// ---- /config ----
+
+namespace {
+// A URL's password ("redis://user:pass@host") is a secret whatever key holds it.
+std::string redactUrl(std::string_view value) {
+  size_t scheme = value.find("://");
+  if (scheme == std::string_view::npos) return std::string(value);
+  size_t start = scheme + 3;
+  size_t at = value.find('@', start);
+  size_t slash = value.find('/', start);
+  if (at == std::string_view::npos || (slash != std::string_view::npos && slash < at)) {
+    return std::string(value);
+  }
+  size_t colon = value.find(':', start);
+  if (colon == std::string_view::npos || colon > at) return std::string(value);
+  return std::string(value.substr(0, colon + 1)) + "<redacted>" + std::string(value.substr(at));
+}
+
+std::string str(std::string_view value) { return quoted(redactUrl(value)); }
+
+std::string duration(Duration d) {
+  auto ms = d.count();
+  if (ms != 0 && ms % 1000 == 0) return quoted(std::to_string(ms / 1000) + "s");
+  return quoted(std::to_string(ms) + "ms");
+}
+
+std::string boolean(bool b) { return b ? "true" : "false"; }
+
+std::string secret(std::string_view value) {
+  return value.empty() ? "\"\"" : "\"<redacted>\"";
+}
+
+std::string protocol(config::Protocol p) {
+  return p == config::Protocol::SocketIO ? "\"socketio\"" : "\"websocket\"";
+}
+
+std::string strings(const std::vector<std::string>& list) {
+  std::string out = "[";
+  for (size_t i = 0; i < list.size(); ++i) out += (i ? "," : "") + str(list[i]);
+  return out + "]";
+}
+
+std::string tomlToJson(const toml::node& node);
+
+std::string tomlTableToJson(const toml::table& table) {
+  std::string out = "{";
+  bool first = true;
+  for (const auto& [key, value] : table) {
+    if (!first) out += ',';
+    first = false;
+    out += quoted(key.str()) + ":";
+    out += isSecretKey(key.str()) ? std::string("\"<redacted>\"") : tomlToJson(value);
+  }
+  return out + "}";
+}
+
+std::string tomlToJson(const toml::node& node) {
+  if (const auto* t = node.as_table()) return tomlTableToJson(*t);
+  if (const auto* a = node.as_array()) {
+    std::string out = "[";
+    for (size_t i = 0; i < a->size(); ++i) out += (i ? "," : "") + tomlToJson(*a->get(i));
+    return out + "]";
+  }
+  if (const auto* s = node.as_string()) return str(s->get());
+  if (const auto* i = node.as_integer()) return std::to_string(i->get());
+  if (const auto* f = node.as_floating_point()) return std::to_string(f->get());
+  if (const auto* b = node.as_boolean()) return boolean(b->get());
+  std::ostringstream os;  // dates and times, as TOML writes them
+  node.visit([&os](const auto& v) { os << v; });
+  return quoted(os.str());
+}
+}  // namespace
+
+std::string renderConfigJson(const config::Config& c) {
+  std::string out = "{\"source\":" + str(c.source);
+  out += ",\"runtime\":{\"workers\":" + std::to_string(c.runtime.workers) +
+         ",\"log_level\":" + str(c.runtime.log_level) + ",\"log_format\":" +
+         (c.runtime.log_format == config::LogFormat::Json ? "\"json\"" : "\"text\"") +
+         ",\"drain_timeout\":" + duration(c.runtime.drain_timeout) + "}";
+  out += ",\"admin\":{\"address\":" +
+         (c.admin.address ? str(c.admin.address->str()) : std::string("null")) +
+         ",\"allow_remote\":" + boolean(c.admin.allow_remote) + "}";
+  out += ",\"listeners\":[";
+  for (size_t i = 0; i < c.listeners.size(); ++i) {
+    const auto& l = c.listeners[i];
+    out += std::string(i ? "," : "") + "{\"name\":" + str(l.name) +
+           ",\"address\":" + str(l.address.str()) + ",\"tls_cert\":" + str(l.tls_cert) +
+           ",\"tls_key\":" + str(l.tls_key) + "}";
+  }
+  out += "],\"routes\":[";
+  for (size_t i = 0; i < c.routes.size(); ++i) {
+    const auto& r = c.routes[i];
+    out += std::string(i ? "," : "") + "{\"listener\":" + str(r.listener) +
+           ",\"path\":" + str(r.path) + ",\"host\":" + (r.host ? str(*r.host) : "null") +
+           ",\"downstream\":" + protocol(r.downstream) + ",\"cluster\":" + str(r.cluster) +
+           ",\"filters\":" + strings(r.filters) +
+           ",\"max_message\":" + std::to_string(r.max_message) +
+           ",\"namespace\":" + str(r.namespace_) +
+           ",\"envelope\":" + (r.envelope == config::Envelope::Array ? "\"array\"" : "\"json\"") +
+           ",\"binary_event\":" + str(r.binary_event) + ",\"text_event\":" + str(r.text_event) +
+           ",\"upstream_auth\":{";
+    bool first = true;
+    for (const auto& [k, v] : r.upstream_auth) {
+      out += std::string(first ? "" : ",") + str(k) + ":" + (isSecretKey(k) ? secret(v) : str(v));
+      first = false;
+    }
+    out += "},\"reconnect\":" + boolean(r.reconnect.enabled) +
+           ",\"ping_interval\":" + duration(r.ping_interval) +
+           ",\"ping_timeout\":" + duration(r.ping_timeout) +
+           ",\"max_payload\":" + std::to_string(r.max_payload) +
+           ",\"allow_eio3\":" + boolean(r.allow_eio3) +
+           ",\"cors_origins\":" + strings(r.cors_origins) + ",\"sid_key\":" + secret(r.sid_key) +
+           "}";
+  }
+  out += "],\"clusters\":{";
+  bool first = true;
+  for (const auto& [name, cl] : c.clusters) {
+    out += std::string(first ? "" : ",") + str(name) + ":{\"protocol\":" + protocol(cl.protocol) +
+           ",\"endpoints\":[";
+    first = false;
+    for (size_t i = 0; i < cl.endpoints.size(); ++i) {
+      out += (i ? "," : "") + str(cl.endpoints[i].str());
+    }
+    static constexpr const char* kLb[] = {"round_robin", "least_conn", "hash_ip", "hash_sub"};
+    out += "],\"path\":" + (cl.path ? str(*cl.path) : "null") +
+           ",\"lb\":" + quoted(kLb[static_cast<int>(cl.lb)]) +
+           ",\"connect_timeout\":" + duration(cl.connect_timeout) +
+           ",\"handshake_timeout\":" + duration(cl.handshake_timeout) +
+           ",\"tls\":" + boolean(cl.tls) + "}";
+  }
+  out += "},\"filters\":{";
+  first = true;
+  for (const auto& [name, spec] : c.filters) {
+    out += std::string(first ? "" : ",") + str(name) + ":" +
+           (spec.table ? tomlTableToJson(*spec.table) : "{\"type\":" + str(spec.type) + "}");
+    first = false;
+  }
+  return out + "}}";
+}
+
+// ---- the listener ----
+
+struct AdminListener::Probe {
+  std::string cluster;
+  std::string endpoint;
+  sockaddr_storage addr{};
+  socklen_t addr_len = 0;
+  Duration timeout{1000};
+  int fd = -1;
+  event* ev = nullptr;
+  EndpointHealth health;
+
+  ~Probe() { finish(false); }
+  bool inFlight() const { return ev != nullptr; }
+  void finish(bool reachable) {
+    if (ev != nullptr) event_free(ev);
+    ev = nullptr;
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+    health.probed = true;
+    health.reachable = reachable;
+  }
+  static void onReady(evutil_socket_t fd, short what, void* self) {
+    auto* p = static_cast<Probe*>(self);
+    int err = 0;
+    socklen_t len = sizeof err;
+    bool ok = (what & EV_WRITE) && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0;
+    p->finish(ok);
+  }
+};
+
+AdminListener::AdminListener(std::vector<const WorkerStats*> workers)
+    : workers_(std::move(workers)) {}
+
+AdminListener::~AdminListener() {
+  stop();
+  probe_timer_.reset();
+  probes_.clear();
+  if (http_ != nullptr) evhttp_free(http_);
+}
+
+bool AdminListener::start(SnapshotPtr snapshot, std::string* error) {
+  snapshot_ = std::move(snapshot);
+  const config::Config& config = snapshot_->config();
+  const config::Admin& admin = config.admin;
+  if (!admin.address) {
+    *error = "admin: no address";
+    return false;
+  }
+  const config::Address& address = *admin.address;
+  if (!admin.allow_remote && !isLoopbackHost(address.host)) {
+    *error = config.source + ": [admin] address " + address.str() +
+             " is not a loopback address; the admin listener exposes the configuration and "
+             "statistics, so set allow_remote = true in [admin] to serve it beyond this host";
+    return false;
+  }
+  std::string host = address.host;
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  if (host.empty() || host == "*") host = "0.0.0.0";
+  http_ = evhttp_new(dispatcher_.base());
+  evhttp_set_allowed_methods(http_, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+  evhttp_set_gencb(http_, &AdminListener::onRequest, this);
+  evhttp_bound_socket* bound = evhttp_bind_socket_with_handle(http_, host.c_str(), address.port);
+  if (bound == nullptr) {
+    *error = config.source + ": [admin] cannot listen on " + address.str() + ": " +
+             std::strerror(errno);
+    return false;
+  }
+  sockaddr_storage local;
+  socklen_t len = sizeof local;
+  if (getsockname(evhttp_bound_socket_get_fd(bound), reinterpret_cast<sockaddr*>(&local), &len) ==
+      0) {
+    port_ = ntohs(local.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&local)->sin6_port
+                                              : reinterpret_cast<sockaddr_in*>(&local)->sin_port);
+  }
+  probe_timer_ = std::make_unique<Timer>(dispatcher_, [this] { probeAll(); });
+  probe_timer_->arm(Duration(0));
+  thread_ = std::thread([this] { dispatcher_.run(); });
+  spdlog::info("admin listening on http://{}", address.str());
+  return true;
+}
+
+void AdminListener::stop() {
+  if (!thread_.joinable()) return;
+  dispatcher_.exit();
+  thread_.join();
+}
+
+void AdminListener::setSnapshot(SnapshotPtr snapshot) {
+  dispatcher_.post([this, snapshot = std::move(snapshot)]() mutable {
+    snapshot_ = std::move(snapshot);
+  });
+}
+
+StatsTotals AdminListener::collect() const {
+  StatsTotals totals;
+  for (const WorkerStats* w : workers_) totals.add(*w);
+  for (const auto& [key, probe] : probes_) totals.health[key] = probe->health;
+  return totals;
+}
+
+std::pair<int, std::string> AdminListener::readiness() const {
+  std::vector<std::string> reasons;
+  if (draining_.load()) reasons.push_back("draining");
+  if (!accepting_.load()) reasons.push_back("listeners not accepting yet");
+  for (const auto& [name, cluster] : snapshot_->config().clusters) {
+    bool probed = false, reachable = false;
+    for (const auto& ep : cluster.endpoints) {
+      auto it = probes_.find({name, ep.str()});
+      if (it == probes_.end()) continue;
+      probed |= it->second->health.probed;
+      reachable |= it->second->health.reachable;
+    }
+    if (!reachable) {
+      reasons.push_back("cluster '" + name + "': " +
+                        (probed ? "no endpoint reachable" : "endpoints not probed yet"));
+    }
+  }
+  if (reasons.empty()) return {200, "{\"ready\":true}\n"};
+  std::string body = "{\"ready\":false,\"reasons\":[";
+  for (size_t i = 0; i < reasons.size(); ++i) body += (i ? "," : "") + quoted(reasons[i]);
+  return {503, body + "]}\n"};
+}
+
+void AdminListener::probeAll() {
+  probe_timer_->arm(kProbeInterval);
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<Probe>> kept;
+  for (const auto& [name, cluster] : snapshot_->config().clusters) {
+    const ClusterRuntime* runtime = snapshot_->cluster(name);
+    if (runtime == nullptr) continue;
+    for (const Endpoint& ep : runtime->endpoints) {
+      std::pair<std::string, std::string> key{name, ep.address.str()};
+      auto it = probes_.find(key);
+      std::unique_ptr<Probe> probe;
+      if (it != probes_.end()) {
+        probe = std::move(it->second);
+      } else {
+        probe = std::make_unique<Probe>();
+        probe->cluster = name;
+        probe->endpoint = key.second;
+      }
+      probe->addr = ep.sockaddr;
+      probe->addr_len = ep.sockaddr_len;
+      probe->timeout = std::min(cluster.connect_timeout, kProbeTimeoutMax);
+      if (!probe->inFlight()) startProbe(*probe);
+      kept[key] = std::move(probe);
+    }
+  }
+  probes_ = std::move(kept);  // endpoints gone from the config go with their probes
+}
+
+void AdminListener::startProbe(Probe& probe) {
+  probe.fd = socket(probe.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (probe.fd < 0) {
+    probe.finish(false);
+    return;
+  }
+  int rc = connect(probe.fd, reinterpret_cast<const sockaddr*>(&probe.addr), probe.addr_len);
+  if (rc == 0) {
+    probe.finish(true);
+    return;
+  }
+  if (errno != EINPROGRESS) {
+    probe.finish(false);
+    return;
+  }
+  probe.ev = event_new(dispatcher_.base(), probe.fd, EV_WRITE, &Probe::onReady, &probe);
+  timeval tv{static_cast<time_t>(probe.timeout.count() / 1000),
+             static_cast<suseconds_t>((probe.timeout.count() % 1000) * 1000)};
+  event_add(probe.ev, &tv);
+}
+
+// ---- requests ----
+
+void AdminListener::onRequest(evhttp_request* req, void* self) {
+  static_cast<AdminListener*>(self)->handle(req);
+}
+
+void AdminListener::handle(evhttp_request* req) {
+  const char* raw_path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+  std::string_view path = raw_path != nullptr ? raw_path : "/";
+  int status = 200;
+  std::string body;
+  const char* type = "application/json";
+  if (path == "/healthz") {
+    body = "ok\n";
+    type = "text/plain; charset=utf-8";
+  } else if (path == "/ready") {
+    std::tie(status, body) = readiness();
+  } else if (path == "/stats") {
+    body = renderStatsJson(collect()) + "\n";
+  } else if (path == "/metrics") {
+    body = renderPrometheus(collect());
+    type = "text/plain; version=0.0.4; charset=utf-8";
+  } else if (path == "/config") {
+    body = renderConfigJson(snapshot_->config()) + "\n";
+  } else {
+    status = 404;
+    body = "{\"error\":\"not found\",\"endpoints\":[\"/healthz\",\"/ready\",\"/stats\","
+           "\"/metrics\",\"/config\"]}\n";
+  }
+  evkeyvalq* headers = evhttp_request_get_output_headers(req);
+  evhttp_add_header(headers, "Content-Type", type);
+  evhttp_add_header(headers, "Cache-Control", "no-store");
+  evbuffer* out = evbuffer_new();
+  evbuffer_add(out, body.data(), body.size());
+  const char* reason = status == 200 ? "OK" : status == 503 ? "Service Unavailable" : "Not Found";
+  evhttp_send_reply(req, status, reason, out);
+  evbuffer_free(out);
+}
+
+}  // namespace wsb::proxy

@@ -1,0 +1,368 @@
+// Stats: per-worker counters summed over workers, Prometheus text checked by parsing it back,
+// the stats JSON, and the admin listener's pure parts (loopback check, config redaction).
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "config/loader.h"
+#include "proxy/admin.h"
+#include "proxy/stats.h"
+
+using namespace wsb::proxy;
+
+namespace {
+
+// Parses Prometheus text exposition 0.0.4 back into "name{l1="v1",...}" -> value, checking the
+// grammar on the way: every sample belongs to the family announced by the last # TYPE, label
+// values are quoted with only \\, \" and \n escapes, and the value is a number.
+struct Parsed {
+  std::map<std::string, double> samples;             // key with unescaped label values
+  std::map<std::string, std::string> types;          // family -> counter | gauge
+  std::vector<std::string> errors;
+};
+
+Parsed parsePrometheus(const std::string& text) {
+  Parsed p;
+  std::istringstream in(text);
+  std::string line, family;
+  while (std::getline(in, line)) {
+    if (line.rfind("# HELP ", 0) == 0) continue;
+    if (line.rfind("# TYPE ", 0) == 0) {
+      std::istringstream t(line.substr(7));
+      std::string type;
+      t >> family >> type;
+      p.types[family] = type;
+      continue;
+    }
+    size_t i = 0;
+    while (i < line.size() && (std::isalnum(static_cast<unsigned char>(line[i])) || line[i] == '_')) ++i;
+    std::string name = line.substr(0, i);
+    if (name != family) p.errors.push_back("sample outside its family: " + line);
+    std::string key = name;
+    if (i < line.size() && line[i] == '{') {
+      key += '{';
+      ++i;
+      bool first = true;
+      while (i < line.size() && line[i] != '}') {
+        if (!first) {
+          if (line[i] != ',') p.errors.push_back("expected , in " + line);
+          ++i;
+        }
+        first = false;
+        size_t eq = line.find('=', i);
+        std::string label = line.substr(i, eq - i);
+        i = eq + 1;
+        if (line[i] != '"') p.errors.push_back("unquoted label value: " + line);
+        ++i;
+        std::string value;
+        while (i < line.size() && line[i] != '"') {
+          if (line[i] == '\\') {
+            char c = line[++i];
+            if (c == 'n') value += '\n';
+            else if (c == '\\' || c == '"') value += c;
+            else p.errors.push_back("bad escape in " + line);
+          } else {
+            value += line[i];
+          }
+          ++i;
+        }
+        ++i;  // closing quote
+        key += (key.back() == '{' ? "" : ",") + label + "=\"" + value + "\"";
+      }
+      key += '}';
+      ++i;
+    }
+    if (i >= line.size() || line[i] != ' ') {
+      p.errors.push_back("no value in " + line);
+      continue;
+    }
+    std::string value = line.substr(i + 1);
+    char* end = nullptr;
+    double v = std::strtod(value.c_str(), &end);
+    if (end == value.c_str() || *end != '\0') p.errors.push_back("bad value in " + line);
+    p.samples[key] = v;
+  }
+  return p;
+}
+
+void record(WorkerStats& w, const std::string& route, uint16_t code, uint64_t up, uint64_t down) {
+  RouteCounters& r = w.route(route);
+  r.countOpened();
+  uint64_t messages[2] = {up, down};
+  uint64_t bytes[2] = {up * 10, down * 10};
+  r.countClosed(code, messages, bytes);
+}
+
+}  // namespace
+
+TEST_CASE("totals sum every worker's counters by label") {
+  WorkerStats a, b;
+  record(a, "/chat", 1000, 3, 4);
+  record(b, "/chat", 1000, 1, 1);
+  record(b, "/chat", 1001, 2, 0);
+  b.route("/chat").countOpened();  // still open
+  a.route("/feed").countOpened();
+  a.countAccepted();
+  b.countAccepted();
+  b.countAccepted();
+  a.countRefused(404);
+  b.countRefused(404);
+  b.countRefused(429);
+  a.countConnectFailure("chat", "127.0.0.1:1");
+
+  StatsTotals t;
+  t.add(a);
+  t.add(b);
+  CHECK(t.tcp_accepted == 3);
+  REQUIRE(t.routes.size() == 2);
+  const RouteTotals& chat = t.routes.at("/chat");
+  CHECK(chat.accepted == 4);
+  CHECK(chat.active == 1);
+  CHECK(chat.closed == std::map<uint16_t, uint64_t>{{1000, 2}, {1001, 1}});
+  CHECK(chat.messages[0] == 6);
+  CHECK(chat.messages[1] == 5);
+  CHECK(chat.bytes[0] == 60);
+  CHECK(chat.bytes[1] == 50);
+  CHECK(t.routes.at("/feed").active == 1);
+  CHECK(t.refused == std::map<int, uint64_t>{{404, 2}, {429, 1}});
+  CHECK(t.connect_failures.at({"chat", "127.0.0.1:1"}) == 1);
+}
+
+TEST_CASE("a reader summing while a worker counts sees every increment once it stops") {
+  WorkerStats w;
+  constexpr int kConnections = 20000;
+  std::thread worker([&w] {
+    for (int i = 0; i < kConnections; ++i) {
+      // New label sets appear while the reader iterates.
+      record(w, "/r" + std::to_string(i % 50), static_cast<uint16_t>(1000 + i % 7), 1, 2);
+      w.countRefused(400 + i % 30);
+    }
+  });
+  uint64_t last = 0;
+  for (int i = 0; i < 200; ++i) {
+    StatsTotals t;
+    t.add(w);
+    uint64_t accepted = 0;
+    for (const auto& [route, r] : t.routes) accepted += r.accepted;
+    CHECK(accepted >= last);  // counters only grow
+    last = accepted;
+  }
+  worker.join();
+  StatsTotals t;
+  t.add(w);
+  uint64_t accepted = 0, up = 0, closed = 0, refused = 0;
+  for (const auto& [route, r] : t.routes) {
+    accepted += r.accepted;
+    up += r.messages[0];
+    for (const auto& [code, n] : r.closed) closed += n;
+    CHECK(r.active == 0);
+  }
+  for (const auto& [status, n] : t.refused) refused += n;
+  CHECK(accepted == kConnections);
+  CHECK(closed == kConnections);
+  CHECK(up == kConnections);
+  CHECK(refused == kConnections);
+}
+
+TEST_CASE("prometheus text parses back to the exact counts") {
+  WorkerStats w;
+  record(w, "/chat", 1000, 3, 4);
+  record(w, "/chat", 1008, 1, 0);
+  w.route("/chat").countOpened();
+  w.countAccepted();
+  w.countAccepted();
+  w.countRefused(404);
+  w.countConnectFailure("backend", "127.0.0.1:9000");
+  StatsTotals t;
+  t.add(w);
+  t.health[{"backend", "127.0.0.1:9000"}] = EndpointHealth{true, false};
+  t.health[{"backend", "127.0.0.1:9001"}] = EndpointHealth{false, false};  // not probed: no sample
+
+  std::string text = renderPrometheus(t);
+  Parsed p = parsePrometheus(text);
+  CHECK(p.errors.empty());
+  for (const auto& e : p.errors) INFO(e);
+  CHECK(text.back() == '\n');
+  CHECK(p.types.at("wsbridge_connections_accepted_total") == "counter");
+  CHECK(p.types.at("wsbridge_connections_active") == "gauge");
+  CHECK(p.types.at("wsbridge_upstream_up") == "gauge");
+  std::map<std::string, double> expected{
+      {"wsbridge_tcp_connections_accepted_total", 2},
+      {R"(wsbridge_connections_accepted_total{route="/chat"})", 3},
+      {R"(wsbridge_connections_active{route="/chat"})", 1},
+      {R"(wsbridge_connections_closed_total{route="/chat",code="1000"})", 1},
+      {R"(wsbridge_connections_closed_total{route="/chat",code="1008"})", 1},
+      {R"(wsbridge_handshakes_refused_total{status="404"})", 1},
+      {R"(wsbridge_messages_total{route="/chat",direction="to_upstream"})", 4},
+      {R"(wsbridge_messages_total{route="/chat",direction="to_client"})", 4},
+      {R"(wsbridge_bytes_total{route="/chat",direction="to_upstream"})", 40},
+      {R"(wsbridge_bytes_total{route="/chat",direction="to_client"})", 40},
+      {R"(wsbridge_upstream_connect_failures_total{cluster="backend",endpoint="127.0.0.1:9000"})",
+       1},
+      {R"(wsbridge_upstream_up{cluster="backend",endpoint="127.0.0.1:9000"})", 0},
+  };
+  CHECK(p.samples == expected);
+}
+
+TEST_CASE("prometheus label values escape backslash, quote and newline") {
+  CHECK(escapeLabelValue("a\\b\"c\nd") == "a\\\\b\\\"c\\nd");
+  WorkerStats w;
+  w.route("/we\"ird\\path\n").countOpened();
+  StatsTotals t;
+  t.add(w);
+  Parsed p = parsePrometheus(renderPrometheus(t));
+  CHECK(p.errors.empty());
+  CHECK(p.samples.at("wsbridge_connections_active{route=\"/we\"ird\\path\n\"}") == 1);
+}
+
+TEST_CASE("stats JSON lists routes, refusals and upstreams") {
+  WorkerStats w;
+  record(w, "/chat", 1000, 2, 3);
+  w.countAccepted();
+  w.countRefused(404);
+  w.countConnectFailure("backend", "127.0.0.1:9000");
+  StatsTotals t;
+  t.add(w);
+  t.health[{"backend", "127.0.0.1:9001"}] = EndpointHealth{true, true};
+  CHECK(renderStatsJson(t) ==
+        R"({"connections":{"tcp_accepted":1,"accepted":1,"active":0},)"
+        R"("routes":{"/chat":{"accepted":1,"active":0,"closed":{"1000":1},)"
+        R"("messages":{"to_upstream":2,"to_client":3},"bytes":{"to_upstream":20,"to_client":30}}},)"
+        R"("handshakes_refused":{"404":1},)"
+        R"("upstreams":{"backend":{"127.0.0.1:9000":{"connect_failures":1,"reachable":null},)"
+        R"("127.0.0.1:9001":{"connect_failures":0,"reachable":true}}}})");
+}
+
+TEST_CASE("loopback hosts are told from the others") {
+  CHECK(isLoopbackHost("127.0.0.1"));
+  CHECK(isLoopbackHost("127.1.2.3"));
+  CHECK(isLoopbackHost("localhost"));
+  CHECK(isLoopbackHost("::1"));
+  CHECK(isLoopbackHost("[::1]"));
+  CHECK_FALSE(isLoopbackHost("0.0.0.0"));
+  CHECK_FALSE(isLoopbackHost("10.0.0.1"));
+  CHECK_FALSE(isLoopbackHost("::"));
+  CHECK_FALSE(isLoopbackHost(""));
+  CHECK_FALSE(isLoopbackHost("example.com"));
+}
+
+TEST_CASE("secret keys are recognised by name") {
+  CHECK(isSecretKey("secret"));
+  CHECK(isSecretKey("sid_key"));
+  CHECK(isSecretKey("client_secret"));
+  CHECK(isSecretKey("redis_password"));
+  CHECK(isSecretKey("SECRET"));
+  CHECK_FALSE(isSecretKey("public_key"));
+  CHECK_FALSE(isSecretKey("token_from"));
+}
+
+namespace {
+constexpr const char* kSecretConfig = R"(
+[admin]
+address = "127.0.0.1:0"
+
+[[listener]]
+name = "public"
+address = "127.0.0.1:0"
+
+[[route]]
+path = "/chat"
+downstream = "socketio"
+cluster = "chat"
+filters = ["jwt"]
+sid_key = "sid-key-value"
+
+[cluster.chat]
+protocol = "socketio"
+endpoints = ["127.0.0.1:9000"]
+
+[filter.jwt]
+type = "auth.jwt"
+secret = "jwt-secret-value"
+algorithms = ["HS256"]
+token_from = ["query:token"]
+)";
+}  // namespace
+
+TEST_CASE("config JSON shows settings and redacts secret and sid_key") {
+  auto loaded = wsb::config::loadString(kSecretConfig, "test.toml");
+  REQUIRE(loaded.ok());
+  std::string json = renderConfigJson(*loaded.config);
+  CHECK(json.find("jwt-secret-value") == std::string::npos);
+  CHECK(json.find("sid-key-value") == std::string::npos);
+  CHECK(json.find(R"("secret":"<redacted>")") != std::string::npos);
+  CHECK(json.find(R"("sid_key":"<redacted>")") != std::string::npos);
+  CHECK(json.find(R"("algorithms":["HS256"])") != std::string::npos);
+  CHECK(json.find(R"("endpoints":["127.0.0.1:9000"])") != std::string::npos);
+  CHECK(json.find(R"("path":"/chat")") != std::string::npos);
+}
+
+TEST_CASE("a password inside a URL value is redacted") {
+  auto loaded = wsb::config::loadString(R"(
+[[listener]]
+name = "public"
+address = "127.0.0.1:0"
+
+[[route]]
+cluster = "c"
+filters = ["limit"]
+
+[cluster.c]
+endpoints = ["127.0.0.1:9000"]
+
+[filter.limit]
+type = "rate_limit"
+messages_per_second = 5
+redis = "redis://user:hunter2@127.0.0.1:6379/0"
+)",
+                                        "test.toml");
+  // Filter tables are kept whole by the loader (their factories validate them later).
+  REQUIRE(loaded.ok());
+  std::string json = renderConfigJson(*loaded.config);
+  CHECK(json.find("hunter2") == std::string::npos);
+  CHECK(json.find("redis://user:<redacted>@127.0.0.1:6379/0") != std::string::npos);
+}
+
+TEST_CASE("admin listener refuses a non-loopback address unless allow_remote") {
+  std::string toml = R"(
+[admin]
+address = "0.0.0.0:0"
+
+[[listener]]
+name = "public"
+address = "127.0.0.1:0"
+
+[[route]]
+cluster = "c"
+
+[cluster.c]
+endpoints = ["127.0.0.1:9000"]
+)";
+  auto loaded = wsb::config::loadString(toml, "admin.toml");
+  REQUIRE(loaded.ok());
+  std::vector<std::string> errors;
+  SnapshotPtr snapshot = Snapshot::build(loaded.config, &errors);
+  REQUIRE(snapshot);
+  AdminListener admin({});
+  std::string error;
+  CHECK_FALSE(admin.start(snapshot, &error));
+  CHECK(error ==
+        "admin.toml: [admin] address 0.0.0.0:0 is not a loopback address; the admin listener "
+        "exposes the configuration and statistics, so set allow_remote = true in [admin] to "
+        "serve it beyond this host");
+
+  auto remote = wsb::config::loadString(toml + "\n", "admin.toml");
+  REQUIRE(remote.ok());
+  auto config = std::make_shared<wsb::config::Config>(*remote.config);
+  config->admin.allow_remote = true;
+  SnapshotPtr allowed = Snapshot::build(config, &errors);
+  REQUIRE(allowed);
+  AdminListener open({});
+  CHECK(open.start(allowed, &error));
+  CHECK(open.port() != 0);
+  open.stop();
+}
