@@ -2,7 +2,8 @@
 #include "proxy/dispatcher.h"
 
 #include <event2/event.h>
-#include <event2/thread.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <cstdlib>
 
@@ -15,12 +16,6 @@ timeval toTimeval(Duration d) {
   tv.tv_usec = static_cast<suseconds_t>((d.count() % 1000) * 1000);
   return tv;
 }
-
-// libevent must know about pthreads before the first event_base for event_active() to be safe
-// from another thread (Dispatcher::post).
-struct ThreadSupport {
-  ThreadSupport() { evthread_use_pthreads(); }
-};
 }  // namespace
 
 Timer::Timer(Dispatcher& dispatcher, std::function<void()> callback)
@@ -44,12 +39,14 @@ void Timer::onFire(int, short, void* self) {
 }
 
 Dispatcher::Dispatcher() {
-  static ThreadSupport thread_support;
+  // No evthread locking: every event_base, bufferevent and evbuffer is touched by one thread
+  // only. The one cross-thread path, post(), wakes the loop through an eventfd.
   base_ = event_base_new();
   if (base_ == nullptr) std::abort();
-  post_event_ = event_new(base_, -1, EV_PERSIST, &Dispatcher::onPosted, this);
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) std::abort();
+  post_event_ = event_new(base_, wake_fd_, EV_READ | EV_PERSIST, &Dispatcher::onPosted, this);
   deferred_event_ = event_new(base_, -1, 0, &Dispatcher::onDeferred, this);
-  // A persistent event with no fd and no timeout never fires by itself; event_active wakes it.
   event_add(post_event_, nullptr);
 }
 
@@ -58,6 +55,7 @@ Dispatcher::~Dispatcher() {
   event_free(post_event_);
   event_free(deferred_event_);
   event_base_free(base_);
+  close(wake_fd_);
 }
 
 void Dispatcher::run() { event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY); }
@@ -73,7 +71,11 @@ void Dispatcher::post(std::function<void()> fn) {
     wake = posted_.empty();
     posted_.push_back(std::move(fn));
   }
-  if (wake) event_active(post_event_, 0, 0);
+  if (wake) {
+    uint64_t one = 1;
+    // A full counter (never, in practice) still leaves the fd readable: the wake-up is not lost.
+    [[maybe_unused]] ssize_t n = write(wake_fd_, &one, sizeof one);
+  }
 }
 
 void Dispatcher::deferDelete(std::unique_ptr<Deletable> object) {
@@ -83,6 +85,8 @@ void Dispatcher::deferDelete(std::unique_ptr<Deletable> object) {
 
 void Dispatcher::onPosted(int, short, void* self) {
   auto* d = static_cast<Dispatcher*>(self);
+  uint64_t count;
+  [[maybe_unused]] ssize_t n = read(d->wake_fd_, &count, sizeof count);
   std::vector<std::function<void()>> batch;
   {
     std::lock_guard<std::mutex> lock(d->post_mutex_);

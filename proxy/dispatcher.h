@@ -65,6 +65,7 @@ class Dispatcher {
   static void onDeferred(int, short, void* self);
 
   event_base* base_;
+  int wake_fd_;  // eventfd: post() from any thread wakes the loop
   event* post_event_;
   event* deferred_event_;
   std::mutex post_mutex_;

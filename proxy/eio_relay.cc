@@ -40,8 +40,7 @@ void EioRelay::heartbeatFailed(const char* why) {
   spdlog::debug("socket.io pass-through: {}", why);
   noteClose(ws::close_code::kGoingAway, why, "wsbridge");
   // Both sides go at once: the upstream does not wait for its own timeout.
-  client().sendClose(ws::close_code::kGoingAway, why);
-  client().abort();
+  client().sendClose(ws::close_code::kGoingAway, why);  // flushed; TCP ends on reply or timeout
   upstream().abort();
 }
 

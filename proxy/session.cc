@@ -339,6 +339,9 @@ void Session::pickEndpoints() {
     return;
   }
   attempts_.clear();
+  ClusterBalance& balance = worker_.balance(route_->cluster);
+  size_t n = cluster_->endpoints.size();
+  if (balance.active.size() != n) balance.active.assign(n, 0);
   if (sticky_endpoint_) {
     // A session lives on one endpoint: no other may be tried.
     attempts_.push_back(*sticky_endpoint_);
@@ -349,9 +352,6 @@ void Session::pickEndpoints() {
   }
 
   // Endpoint order: the balancer's pick first, then the others in ring order.
-  ClusterBalance& balance = worker_.balance(route_->cluster);
-  size_t n = cluster_->endpoints.size();
-  if (balance.active.size() != n) balance.active.assign(n, 0);
   size_t first = 0;
   switch (cluster_->config->lb) {
     case config::LoadBalance::RoundRobin:

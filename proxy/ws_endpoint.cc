@@ -148,6 +148,30 @@ void WsEndpoint::writeHeader(ws::Opcode opcode, uint64_t len, uint8_t* mask_out)
 void WsEndpoint::sendMessage(ws::Opcode opcode, evbuffer* payload) {
   if (finished_ || close_sent_) return;
   size_t len = evbuffer_get_length(payload);
+  if (len <= kCopyThreshold) {
+    // Small messages: header and payload copied into the output's own space in one step, so
+    // no chain is allocated or moved per message.
+    evbuffer* out = bufferevent_get_output(bev_);
+    evbuffer_iovec vec;
+    if (evbuffer_reserve_space(out, ws::kMaxHeaderSize + len, &vec, 1) == 1) {
+      auto* dst = static_cast<uint8_t*>(vec.iov_base);
+      uint8_t mask[4];
+      const uint8_t* key = nullptr;
+      if (side_ == Side::Upstream) {
+        masks_.next(mask);
+        key = mask;
+      }
+      size_t header = ws::writeFrameHeader(dst, opcode, true, len, key);
+      evbuffer_remove(payload, dst + header, len);
+      if (key != nullptr) ws::applyMask(dst + header, len, key);
+      vec.iov_len = header + len;
+      evbuffer_commit_space(out, &vec, 1);
+      ++messages_out_;
+      bytes_out_ += len;
+      if (outputSize() > options_.high_watermark) congested_ = true;
+      return;
+    }
+  }
   uint8_t mask[4];
   writeHeader(opcode, len, mask);
   if (side_ == Side::Upstream && len > 0) {

@@ -96,6 +96,9 @@ class WsEndpoint {
   bool onControl(ws::Opcode opcode, const uint8_t* payload, size_t len);
 
  private:
+  // Messages up to this size are copied into the output; larger ones have their chains moved.
+  static constexpr size_t kCopyThreshold = 8 * 1024;
+
   static void onRead(bufferevent* bev, void* self);
   static void onWrite(bufferevent* bev, void* self);
   static void onEvent(bufferevent* bev, short what, void* self);
