@@ -111,14 +111,14 @@ bool EioRelay::admitFromClient(ws::Opcode opcode, evbuffer* payload) {
 }
 
 void EioRelay::notify(filters::Side toward, std::string_view notice) {
-  std::string message = "4" + renderNoticeMessage(notice, "/");
+  std::string message = renderNoticeMessage(notice, "/");  // already an Engine.IO message
   endpoint(toward).sendMessage(ws::Opcode::Text, message);
 }
 
 void EioRelay::ackError(filters::Side toward, const filters::Event& event,
                         std::string_view args_json) {
   if (!event.ack) return;
-  std::string message = "4" + renderAckMessage(event.nsp, *event.ack, args_json);
+  std::string message = renderAckMessage(event.nsp, *event.ack, args_json);
   endpoint(toward).sendMessage(ws::Opcode::Text, message);
 }
 

@@ -1012,7 +1012,7 @@ void Session::handlePollingResponse() {
       if (chain_) body = filterPayload(body, filters::Direction::ToClient);
       for (std::string& notice : takeNotices(client_sid_)) {
         body += '\x1e';
-        body += "4" + notice;
+        body += notice;  // already an Engine.IO message packet
       }
     }
   }

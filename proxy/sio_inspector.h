@@ -48,10 +48,10 @@ class SioInspector {
   bool dropping_attachments_ = false;
 };
 
-// `4` + the Socket.IO EVENT a notice stands for: an envelope {"event":E,"data":D} becomes
+// The Engine.IO message text (`4` + the Socket.IO EVENT) a notice stands for: an envelope {"event":E,"data":D} becomes
 // 42<nsp,>[E,D]; any other text becomes 42<nsp,>["message","<text>"].
 std::string renderNoticeMessage(std::string_view notice, std::string_view nsp);
-// `4` + ACK <nsp,><id><args_json>.
+// The Engine.IO message text `4` + ACK <nsp,><id><args_json>.
 std::string renderAckMessage(std::string_view nsp, uint64_t id, std::string_view args_json);
 
 }  // namespace wsb::proxy
