@@ -22,6 +22,7 @@
 #include <atomic>
 #include <cctype>
 #include <map>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -151,6 +152,37 @@ std::vector<size_t> endpointOrder(Worker& worker, const config::Route& route,
   std::reverse(order.begin(), order.end());  // pop_back() takes the next to try
   return order;
 }
+
+// Every live translate-down object by worker loop: SIGTERM drains them, and objects a stopped
+// loop leaves behind stay reachable (the process is exiting; nothing frees them).
+class LiveObjects {
+ public:
+  static LiveObjects& instance() {
+    static auto* live = new LiveObjects;
+    return *live;
+  }
+  void add(Dispatcher* loop, Deletable* object, std::function<void()> drain) {
+    std::lock_guard lock(mutex_);
+    objects_[object] = {loop, std::move(drain)};
+  }
+  void remove(Deletable* object) {
+    std::lock_guard lock(mutex_);
+    objects_.erase(object);
+  }
+  // The drain actions of one loop's objects (run them on that loop, without the lock held).
+  std::vector<std::function<void()>> drainsOf(Dispatcher* loop) {
+    std::lock_guard lock(mutex_);
+    std::vector<std::function<void()>> out;
+    for (auto& [object, entry] : objects_) {
+      if (entry.first == loop) out.push_back(entry.second);
+    }
+    return out;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::map<Deletable*, std::pair<Dispatcher*, std::function<void()>>> objects_;
+};
 
 // ---- one raw WebSocket to the cluster ----------------------------------------------------------
 
@@ -349,9 +381,13 @@ class TranslateDownSession final : public Deletable,
     upstream_options_.max_message = route.max_message;
     eio_ = std::make_unique<EioSession>(worker.dispatcher(), worker.masks(), makeBase64Id(),
                                         options, *this);
+    LiveObjects::instance().add(&worker.dispatcher(), this, [this] {
+      if (open_) close(ws::close_code::kGoingAway, "server shutting down");
+    });
   }
 
   ~TranslateDownSession() override {
+    LiveObjects::instance().remove(this);
     links_.clear();
     eio_.reset();
   }
@@ -926,9 +962,13 @@ class EioConnection final : public Deletable {
                       &EioConnection::onEvent, this);
     bufferevent_setwatermark(bev_, EV_READ, 0, kReadLimit);
     bufferevent_setwatermark(bev_, EV_WRITE, 0, 0);
+    LiveObjects::instance().add(&worker.dispatcher(), this, [this] {
+      if (!waiting_) destroy();  // idle keep-alive; a held GET ends with its session
+    });
   }
 
   ~EioConnection() override {
+    LiveObjects::instance().remove(this);
     handle_->connection = nullptr;
     if (bev_ != nullptr) bufferevent_free(bev_);
   }
@@ -1232,6 +1272,10 @@ class EioConnection final : public Deletable {
 };
 
 }  // namespace
+
+void drainTranslateDown(Worker& worker) {
+  for (auto& drain : LiveObjects::instance().drainsOf(&worker.dispatcher())) drain();
+}
 
 void startTranslateDown(Worker& worker, SnapshotPtr snapshot, const config::Route& route,
                         const ListenerRuntime& listener, bufferevent* client,

@@ -35,4 +35,9 @@ void startTranslateDown(Worker& worker, SnapshotPtr snapshot, const config::Rout
                         const ListenerRuntime& listener, bufferevent* client,
                         http::Request request, std::string client_ip, uint16_t client_port);
 
+// SIGTERM: every translate-down session of this worker closes (pending GETs get the close
+// packet, websockets a close frame, upstreams 1000) and idle keep-alive connections end. Call
+// on the worker's thread.
+void drainTranslateDown(Worker& worker);
+
 }  // namespace wsb::proxy

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "proxy/session.h"
+#include "proxy/translate_down.h"
 
 namespace wsb::proxy {
 
@@ -122,6 +123,7 @@ void Worker::drain(Duration timeout) {
     // Copy: drain() may remove sessions from the set.
     std::vector<Session*> live(sessions_.begin(), sessions_.end());
     for (Session* s : live) s->drain();
+    drainTranslateDown(*this);  // Engine.IO sessions of translate-down routes live outside sessions_
     drain_timer_ = std::make_unique<Timer>(dispatcher_, [this] {
       spdlog::warn("worker {}: drain timeout with {} connections left; closing them", index_,
                    sessions_.size());

@@ -66,6 +66,10 @@ struct Connection {
     HandshakeContext context = hs.context();
     return filter->onHandshake(context);
   }
+  Status connect() {
+    HandshakeContext context = hs.context();
+    return filter->onConnect(context);
+  }
   Status send(std::string_view text, Direction direction = Direction::ToUpstream) {
     Message m = textMessage(direction, text);
     return filter->onMessage(m);
@@ -112,15 +116,30 @@ TEST_CASE("auth.jwt refuses a missing token with 401 and a bad one with 403") {
 
 TEST_CASE("auth.jwt tells a Socket.IO client only 'unauthorized'") {
   FactoryPtr factory = build(hsConfig());
+  // Without a token in the HTTP request the handshake passes: the CONNECT packet may carry it.
   Connection missing(factory);
   missing.hs.socketio_client = true;
-  CHECK(missing.handshake() == Status::Stop);
+  CHECK(missing.handshake() == Status::Continue);
+  CHECK(missing.cb.take().empty());
+  CHECK(missing.connect() == Status::Stop);
   CHECK(missing.cb.take() == Calls{"reject 401 unauthorized"});
   Connection bad(factory);
   bad.hs.socketio_client = true;
   bad.hs.socketio_auth = R"({"token":"x.y.z"})";
   CHECK(bad.handshake() == Status::Stop);
   CHECK(bad.cb.take() == Calls{"reject 403 unauthorized"});
+  CHECK(bad.connect() == Status::Stop);
+  CHECK(bad.cb.take() == Calls{"reject 403 unauthorized"});
+}
+
+TEST_CASE("auth.jwt checks the token of a Socket.IO CONNECT auth payload") {
+  FactoryPtr factory = build(hsConfig());
+  Connection c(factory);
+  c.hs.socketio_client = true;
+  c.hs.socketio_auth = R"({"token":")" + alice() + R"("})";
+  CHECK(c.connect() == Status::Continue);
+  CHECK(c.cb.take().empty());
+  CHECK(c.cb.attributes().count("jwt.sub") == 1);
 }
 
 TEST_CASE("auth.jwt checks issuer, audience, leeway and required claims") {
