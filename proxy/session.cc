@@ -492,6 +492,23 @@ std::optional<std::string> Session::checkConnect(std::string_view auth) {
   return connect_refusal_ ? *connect_refusal_ : std::string("unauthorized");
 }
 
+void Session::appendForwardedHeaders(http::Headers& headers) {
+  // The client's end-to-end headers, X-Forwarded-*, and what filters add (forwarded claims).
+  const http::Request& req = request_parser_.request();
+  std::string xff = client_ip_;
+  for (const auto& h : req.headers) {
+    if (isHopByHop(h.name) || forwardedByFilters(h.name)) continue;
+    if (http::iequals(h.name, "x-forwarded-for")) {
+      xff = h.value + ", " + client_ip_;
+      continue;
+    }
+    headers.push_back(h);
+  }
+  headers.push_back({"X-Forwarded-For", xff});
+  headers.push_back({"X-Forwarded-Proto", listener_.tls ? "https" : "http"});
+  for (const auto& h : upstream_headers_) headers.push_back(h);
+}
+
 bool Session::forwardedByFilters(std::string_view name) const {
   // A header a filter sets (a forwarded claim) is never taken from the client.
   for (const auto& h : upstream_headers_) {
@@ -551,18 +568,7 @@ void Session::onUpstreamConnected() {
   if (protocol != nullptr && mode_ != Mode::TranslateUp) {
     headers.push_back({"Sec-WebSocket-Protocol", *protocol});
   }
-  std::string xff = client_ip_;
-  for (const auto& h : req.headers) {
-    if (isHopByHop(h.name) || forwardedByFilters(h.name)) continue;
-    if (http::iequals(h.name, "x-forwarded-for")) {
-      xff = h.value + ", " + client_ip_;
-      continue;
-    }
-    headers.push_back(h);
-  }
-  headers.push_back({"X-Forwarded-For", xff});
-  headers.push_back({"X-Forwarded-Proto", listener_.tls ? "https" : "http"});
-  for (const auto& h : upstream_headers_) headers.push_back(h);
+  appendForwardedHeaders(headers);
 
   std::string request = http::serializeRequest("GET", upstreamTarget(), headers);
   bufferevent_write(upstream_, request.data(), request.size());
@@ -955,18 +961,7 @@ void Session::sendPollingRequest() {
   headers.push_back({"Host", cluster_->config->host ? *cluster_->config->host
                              : client_host         ? *client_host
                                                    : ep.address.str()});
-  std::string xff = client_ip_;
-  for (const auto& h : req.headers) {
-    if (isHopByHop(h.name) || forwardedByFilters(h.name)) continue;
-    if (http::iequals(h.name, "x-forwarded-for")) {
-      xff = h.value + ", " + client_ip_;
-      continue;
-    }
-    headers.push_back(h);
-  }
-  headers.push_back({"X-Forwarded-For", xff});
-  headers.push_back({"X-Forwarded-Proto", listener_.tls ? "https" : "http"});
-  for (const auto& h : upstream_headers_) headers.push_back(h);
+  appendForwardedHeaders(headers);
   if (!body.empty() || req.method == "POST") {
     headers.push_back({"Content-Length", std::to_string(body.size())});
   }

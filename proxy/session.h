@@ -51,6 +51,7 @@ class Session : public Deletable, public filters::FilterCallbacks {
   void pickEndpoints();
   std::string upstreamTarget();
   bool forwardedByFilters(std::string_view name) const;
+  void appendForwardedHeaders(http::Headers& headers);
   // The filters' verdict on a client's Socket.IO CONNECT: nullopt admits it.
   std::optional<std::string> checkConnect(std::string_view auth);
   // Polling pass-through: one upstream request per client request.
