@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 DEB_PACKAGES=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-dev
   libevent-dev libssl-dev openssl libspdlog-dev catch2 libtomlplusplus-dev libsimdjson-dev
-  libhttp-parser-dev libhiredis-dev zlib1g-dev redis-server nodejs npm
+  libhttp-parser-dev libhiredis-dev zlib1g-dev redis-server chromium nodejs npm
 )
 
 missing=()
