@@ -365,12 +365,27 @@ class Walker {
     return true;
   }
 
+  // On-Demand iteration does not check what separates values (`["a":1}` iterates as an array
+  // of one string), so every value must be followed by `close`, or by a comma and more.
+  bool separated(std::string_view value, char close) const {
+    const char* p = skipSpace(value.data() + value.size());
+    if (p < end_ && *p == close) return true;
+    if (p >= end_ || *p != ',') return false;
+    p = skipSpace(p + 1);
+    return p < end_ && *p != close && (close != '}' || *p == '"');
+  }
+
   // Copies what follows the last rewritten marker.
   void finish() { out_->append(cursor_, static_cast<size_t>(end_ - cursor_)); }
 
   const char* why() const { return why_; }
 
  private:
+  const char* skipSpace(const char* p) const {
+    while (p < end_ && isSpace(*p)) ++p;
+    return p;
+  }
+
   // Where a consumed container ends: the next token, less the whitespace before it.
   std::string_view extent(od::value& v, const char* start) {
     const char* next = nullptr;
@@ -385,7 +400,8 @@ class Walker {
     for (auto element : array) {
       od::value child;
       if (element.get(child) != simdjson::SUCCESS) return false;
-      if (!walk(child, nullptr, depth + 1)) return false;
+      std::string_view child_raw;
+      if (!walk(child, &child_raw, depth + 1) || !separated(child_raw, ']')) return false;
     }
     if (raw != nullptr) *raw = extent(v, start);
     return true;
@@ -428,7 +444,7 @@ class Walker {
       // Decided before walking the value: nested keys reuse the buffer name may point into.
       const MarkerKey marker = markerKey(name);
       std::string_view child_raw;
-      if (!walk(child, marker != MarkerKey::None ? &child_raw : nullptr, depth + 1)) return false;
+      if (!walk(child, &child_raw, depth + 1) || !separated(child_raw, '}')) return false;
       ++keys;
       switch (marker) {
         case MarkerKey::Placeholder:
@@ -567,6 +583,7 @@ ParseStatus parseObject(od::document& doc, const char* base, size_t len,
     const Key key = classify(name);
     std::string_view raw;
     if (!walker.walk(value, &raw, 1)) return walkFailure(walker, error);
+    if (!walker.separated(raw, '}')) return notEnvelope(error, kNotJson);
     if (key == kOther || problem != nullptr) continue;
     if ((seen & key) != 0) {
       problem = duplicateError(key);
@@ -650,6 +667,7 @@ ParseStatus parseArray(od::document& doc, const char* base, size_t len, Message*
     if (index == 1) args_start = value.raw_json_token().data();
     std::string_view raw;
     if (!walker.walk(value, &raw, 1)) return walkFailure(walker, error);
+    if (!walker.separated(raw, ']')) return notEnvelope(error, kNotJson);
     if (index == 0 && raw.front() == '"') {
       event_is_string = true;
       appendUnescaped(&out->event, raw.substr(1, raw.size() - 2));
@@ -834,7 +852,9 @@ bool rewriteAttachments(std::string_view args_json, Walker::Mode mode,
   out->reserve(args_json.size());
   for (auto element : array) {
     od::value value;
-    if (element.get(value) != simdjson::SUCCESS || !walker.walk(value, nullptr, 1)) {
+    std::string_view raw;
+    if (element.get(value) != simdjson::SUCCESS || !walker.walk(value, &raw, 1) ||
+        !walker.separated(raw, ']')) {
       *error = walker.why() != nullptr ? walker.why() : kNotJson;
       return false;
     }

@@ -129,6 +129,23 @@ TEST_CASE("json envelope ignores unknown keys but checks their values") {
   requireNotEnvelope(R"({"event":"a","meta":[1,]})", "envelope is not JSON");
 }
 
+// simdjson On-Demand skips unvisited values by counting brackets, so these iterate without an
+// error; found by the envelope fuzzer.
+TEST_CASE("json envelope separators are checked at every depth") {
+  requireNotEnvelope(R"({"event":"a","args":["x":"y"} ]})", "envelope is not JSON");
+  requireNotEnvelope(R"({"event":"a","args":["x" "y"]})", "envelope is not JSON");
+  requireNotEnvelope(R"({"event":"a","args":[{"k":1,}]})", "envelope is not JSON");
+  requireNotEnvelope(R"({"event":"a","args":[{"k":1 "j":2}]})", "envelope is not JSON");
+  requireNotEnvelope(R"({"event":"a","args":[1,2}})", "envelope is not JSON");
+  requireNotEnvelope(R"({"event":"a" "data":1})", "envelope is not JSON");
+  requireNotEnvelope(R"(["a" 1])", "envelope is not JSON", Shape::Array);
+  requireNotEnvelope(R"(["a",1:2])", "envelope is not JSON", Shape::Array);
+  std::string out, error;
+  std::vector<std::string> attachments;
+  CHECK_FALSE(env::extractAttachments(R"(["x":1])", &out, &attachments, &error));
+  CHECK_FALSE(env::extractAttachments(R"([{"a":[1 2]}])", &out, &attachments, &error));
+}
+
 TEST_CASE("json envelope keys match after unescaping") {
   const Parsed p = parseJson(R"({"ev\u0065nt":"a","d\u0061ta":1})");
   REQUIRE(p.status == ParseStatus::Ok);
