@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "codec/engineio.h"
+#include "codec/socketio.h"
 
 namespace wsb::proxy {
 
@@ -13,6 +14,30 @@ std::string_view view(evbuffer* payload) {
   size_t len = evbuffer_get_length(payload);
   if (len == 0) return {};
   return {reinterpret_cast<const char*>(evbuffer_pullup(payload, -1)), len};
+}
+
+void replace(evbuffer* payload, std::string_view text) {
+  evbuffer_drain(payload, evbuffer_get_length(payload));
+  evbuffer_add(payload, text.data(), text.size());
+}
+
+constexpr char kV3MessageType = 0x04;  // v3 binary frames start with the packet type
+
+// A v5 server's CONNECT reply or CONNECT_ERROR as a v4 client expects it: `0[/nsp,]` without the
+// sid, `4[/nsp,]"message"`. Other packets are identical in v4 and v5 and come back empty.
+std::string toSioV4(std::string_view packet) {
+  if (packet.empty() || (packet[0] != '0' && packet[0] != '4')) return {};
+  sio::Packet decoded;
+  if (sio::decodePacket(packet, &decoded) != sio::DecodeError::None) return {};
+  std::string out;
+  if (decoded.type == sio::PacketType::Connect) {
+    sio::appendConnectReply(out, sio::Version::V4, decoded.nsp, {});
+  } else {
+    sio::JsonReader reader;
+    const std::string_view message = sio::connectErrorMessage(decoded, reader).value_or("");
+    sio::appendConnectError(out, sio::Version::V4, decoded.nsp, message);
+  }
+  return out;
 }
 }  // namespace
 
@@ -33,6 +58,7 @@ EioRelay::EioRelay(Dispatcher& dispatcher, MaskSource& masks, bufferevent* clien
 
 void EioRelay::start() {
   upstream_liveness_->arm(eio_.ping_interval + eio_.ping_timeout);
+  if (eio_.client_eio3) pong_deadline_->arm(eio_.ping_interval + eio_.ping_timeout);
   WsRelay::start();
 }
 
@@ -51,7 +77,9 @@ bool EioRelay::admit(WsEndpoint& from, ws::Opcode opcode, evbuffer* payload) {
 
 bool EioRelay::admitFromUpstream(ws::Opcode opcode, evbuffer* payload) {
   if (opcode == ws::Opcode::Binary) {
-    return chain() == nullptr || to_client_.onBinary() == SioInspector::Verdict::Forward;
+    if (chain() != nullptr && to_client_.onBinary() != SioInspector::Verdict::Forward) return false;
+    if (eio_.client_eio3) evbuffer_prepend(payload, &kV3MessageType, 1);
+    return true;
   }
   std::string_view text = view(payload);
   if (text.empty()) return true;
@@ -69,18 +97,29 @@ bool EioRelay::admitFromUpstream(ws::Opcode opcode, evbuffer* payload) {
                            &rewritten)) {
         return true;
       }
-      evbuffer_drain(payload, evbuffer_get_length(payload));
-      evbuffer_add(payload, "0", 1);
-      evbuffer_add(payload, rewritten.data(), rewritten.size());
+      replace(payload, "0" + rewritten);
+      // A v4 client is connected to "/" by the server without asking (v5 servers wait for it).
+      if (eio_.client_eio3) upstream().sendMessage(ws::Opcode::Text, "40");
       return true;
     }
     case '2':  // the upstream pings; the client must answer within ping_timeout
       upstream_liveness_->arm(eio_.ping_interval + eio_.ping_timeout);
+      if (eio_.client_eio3) {  // v3 clients never answer pings: wsbridge does
+        upstream().sendMessage(ws::Opcode::Text, "3" + std::string(text.substr(1)));
+        return false;
+      }
       if (text == "2") pong_deadline_->arm(eio_.ping_timeout);
       return true;
-    case '4':
-      if (chain() == nullptr) return true;
-      return to_client_.onText(text.substr(1), *chain()) == SioInspector::Verdict::Forward;
+    case '4': {
+      if (chain() != nullptr &&
+          to_client_.onText(text.substr(1), *chain()) != SioInspector::Verdict::Forward) {
+        return false;
+      }
+      if (!eio_.client_eio3) return true;
+      const std::string v4 = toSioV4(text.substr(1));
+      if (!v4.empty()) replace(payload, "4" + v4);
+      return true;
+    }
     default:
       return true;
   }
@@ -88,26 +127,71 @@ bool EioRelay::admitFromUpstream(ws::Opcode opcode, evbuffer* payload) {
 
 bool EioRelay::admitFromClient(ws::Opcode opcode, evbuffer* payload) {
   if (opcode == ws::Opcode::Binary) {
+    if (eio_.client_eio3) {
+      // v3: the packet type comes first; only messages (4) carry data.
+      unsigned char type = 0;
+      if (evbuffer_remove(payload, &type, 1) != 1 || type != kV3MessageType) return false;
+    }
     return chain() == nullptr || to_upstream_.onBinary() == SioInspector::Verdict::Forward;
   }
   std::string_view text = view(payload);
   if (text.empty()) return true;
+  if (eio_.client_eio3) return adaptFromClientV3(text, payload);
   switch (text[0]) {
     case '3':
       if (text == "3") pong_deadline_->cancel();
       return true;
-    case '4': {
-      if (chain() == nullptr) return true;
-      if (to_upstream_.onText(text.substr(1), *chain()) == SioInspector::Verdict::Forward) {
-        return true;
-      }
-      std::string reply = to_upstream_.takeReply();
-      if (!reply.empty()) client().sendMessage(ws::Opcode::Text, "4" + reply);
-      return false;
-    }
+    case '4':
+      return inspectFromClient(text);
     default:
       return true;
   }
+}
+
+bool EioRelay::adaptFromClientV3(std::string_view text, evbuffer* payload) {
+  switch (text[0]) {
+    case '2':  // v3 heartbeat: answered here ("2probe" -> "3probe"), never forwarded
+      pong_deadline_->arm(eio_.ping_interval + eio_.ping_timeout);
+      client().sendMessage(ws::Opcode::Text, "3" + std::string(text.substr(1)));
+      return false;
+    case '3':  // a v4 upstream would close on a pong it did not ask for
+      return false;
+    case '4':
+      break;
+    default:
+      return true;
+  }
+  if (text.size() < 2 || text[1] != '0') return inspectFromClient(text);
+  // CONNECT: v4 puts the auth in the namespace's query; "/" is already connected.
+  sio::Packet connect;
+  if (sio::decodePacket(text.substr(1), &connect, {sio::Version::V4}) != sio::DecodeError::None) {
+    return inspectFromClient(text);  // the inspector reports it
+  }
+  std::string_view nsp, query;
+  sio::splitNamespace(connect.nsp, &nsp, &query);
+  if (nsp == "/") return false;
+  std::string auth;
+  if (!query.empty()) sio::appendQueryAsJson(auth, query);
+  std::string v5 = "4";
+  sio::appendConnect(v5, nsp, auth);
+  replace(payload, v5);
+  return inspectFromClient(view(payload));
+}
+
+// Hands a client's Socket.IO packet to the filters; a refusal is answered to the client here.
+bool EioRelay::inspectFromClient(std::string_view text) {
+  if (chain() == nullptr) return true;
+  if (to_upstream_.onText(text.substr(1), *chain()) == SioInspector::Verdict::Forward) {
+    return true;
+  }
+  std::string reply = to_upstream_.takeReply();
+  if (reply.empty()) return false;
+  if (eio_.client_eio3) {
+    const std::string v4 = toSioV4(reply);
+    if (!v4.empty()) reply = v4;
+  }
+  client().sendMessage(ws::Opcode::Text, "4" + reply);
+  return false;
 }
 
 void EioRelay::notify(filters::Side toward, std::string_view notice) {

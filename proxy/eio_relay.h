@@ -1,6 +1,13 @@
 // The Socket.IO pass-through over the websocket transport: frames relayed as in WsRelay, with the
 // Engine.IO OPEN sid signed for stickiness, the heartbeat watched on both sides, and each
 // Socket.IO event and ack handed to the filters.
+//
+// With `client_eio3`, the client speaks Engine.IO v3 / Socket.IO v4 (socket.io-client 2.x and the
+// mini-program ports of it) and the upstream v4 / v5, and the relay adapts what differs
+// (PROTOCOLS.md 3.3): the heartbeat is answered hop by hop on each side (v3 clients ping, v4
+// servers ping), the default namespace is connected by wsbridge right after OPEN, CONNECT carries
+// the client's namespace query as the auth object, CONNECT replies lose their sid, CONNECT_ERROR
+// becomes a string, and binary frames gain or lose v3's leading packet-type byte.
 #pragma once
 
 #include <memory>
@@ -19,6 +26,7 @@ struct EioRelayOptions {
   Duration ping_interval{25000};  // until the upstream's OPEN says otherwise
   Duration ping_timeout{20000};
   SioInspector::ConnectCheck connect_check;  // filters' verdict on the client's CONNECT packets
+  bool client_eio3 = false;                  // the client speaks Engine.IO v3 / Socket.IO v4
 };
 
 class EioRelay : public WsRelay {
@@ -37,12 +45,16 @@ class EioRelay : public WsRelay {
   bool admit(WsEndpoint& from, ws::Opcode opcode, evbuffer* payload) override;
   bool admitFromUpstream(ws::Opcode opcode, evbuffer* payload);
   bool admitFromClient(ws::Opcode opcode, evbuffer* payload);
+  bool inspectFromClient(std::string_view text);
+  // A v3 client's text message: true forwards the (possibly rewritten) payload.
+  bool adaptFromClientV3(std::string_view text, evbuffer* payload);
   void heartbeatFailed(const char* why);
 
   EioRelayOptions eio_;
   SioInspector to_upstream_{filters::Direction::ToUpstream};
   SioInspector to_client_{filters::Direction::ToClient};
-  std::unique_ptr<Timer> pong_deadline_;      // the client must answer the upstream's ping
+  // v4 client: it must answer the upstream's ping in time; v3 client: it must keep pinging.
+  std::unique_ptr<Timer> pong_deadline_;
   std::unique_ptr<Timer> upstream_liveness_;  // the upstream must keep pinging
   bool open_seen_ = false;
 };

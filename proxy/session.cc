@@ -299,11 +299,15 @@ bool Session::checkSocketIoRequest() {
   }
   if (wanted == config::Transport::WebSocket && !upgrade) return fail(err::kBadRequest);
   if (wanted == config::Transport::Polling && upgrade) return fail(err::kBadRequest);
-  if (!has_sid && eio_version != "4") {
-    if (eio_version == "3" && route_->allow_eio3) {
-      respondError(501, "Engine.IO v3 clients are not supported by this wsbridge build yet");
+  if (eio_version == "3" && route_->allow_eio3 && !has_sid) {
+    // v3 clients are adapted on the websocket transport only (the mini-program ports of
+    // socket.io-client 2.x use nothing else); polling would need per-session state here.
+    if (!upgrade) {
+      respondError(501, "Engine.IO v3 clients are supported on transport=websocket only");
       return false;
     }
+    client_eio3_ = true;
+  } else if (!has_sid && eio_version != "4") {
     return fail(err::kUnsupportedProtocolVersion);
   }
   if (upgrade) {
@@ -528,8 +532,8 @@ std::string Session::upstreamTarget() {
   }
   std::string target = cluster_->config->path ? *cluster_->config->path : req.path;
   if (req.query.empty()) return target;
-  if (upstream_sid_.empty()) return target + "?" + req.query;
-  // The upstream knows its own sid, not the signed one.
+  if (upstream_sid_.empty() && !client_eio3_) return target + "?" + req.query;
+  // The upstream knows its own sid, not the signed one, and speaks Engine.IO v4.
   std::string query;
   std::string_view rest = req.query;
   while (!rest.empty()) {
@@ -539,6 +543,8 @@ std::string Session::upstreamTarget() {
     if (!query.empty()) query += '&';
     if (param.substr(0, 4) == "sid=") {
       query += "sid=" + upstream_sid_;
+    } else if (client_eio3_ && param.substr(0, 4) == "EIO=") {
+      query += "EIO=4";
     } else {
       query.append(param);
     }
@@ -703,6 +709,7 @@ void Session::onUpstreamUpgraded(const std::string& protocol) {
     eio.rewrite_open = upstream_sid_.empty();
     eio.ping_interval = route_->ping_interval;
     eio.ping_timeout = route_->ping_timeout;
+    eio.client_eio3 = client_eio3_;
     if (chain_) {
       eio.connect_check = [this](std::string_view, std::string_view auth) {
         return checkConnect(auth);

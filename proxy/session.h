@@ -115,6 +115,7 @@ class Session : public Deletable, public filters::FilterCallbacks {
   std::optional<size_t> sticky_endpoint_;  // from a signed sid
   std::string client_sid_;                 // as the client sent it
   std::string upstream_sid_;               // as the upstream knows it
+  bool client_eio3_ = false;               // Engine.IO v3 client, adapted to a v4 upstream
 
   std::unique_ptr<filters::FilterChain> chain_;
   std::unique_ptr<filters::HandshakeContext> handshake_;
