@@ -146,7 +146,7 @@ void Session::abort() { finish(); }
 
 void Session::finish() {
   if (state_ == State::Done) return;
-  if (state_ == State::Bridging) countClosed(worker_.stats().route(route_->path), bridge_.get());
+  if (state_ == State::Bridging || reconnecting_) countClosed(worker_.stats().route(route_->path), bridge_.get());
   state_ = State::Done;
   if (chain_) {
     filters::CloseInfo info;
@@ -385,6 +385,14 @@ void Session::pickEndpoints() {
 
 void Session::respond(std::string response) {
   if (state_ == State::Done || state_ == State::Responding) return;
+  if (reconnecting_) {  // a failed reconnection answers nobody: the bridge tries again later
+    reconnecting_ = false;
+    releaseUpstream();
+    timer_->cancel();
+    state_ = State::Bridging;
+    static_cast<TranslateUp*>(bridge_.get())->reconnectFailed(last_failure_);
+    return;
+  }
   http_status_ = std::atoi(response.c_str() + 9);  // "HTTP/1.1 NNN"
   if (http_status_ >= 400 && response.compare(0, 5, "HTTP/") == 0) {
     worker_.stats().countRefused(http_status_);
@@ -684,6 +692,17 @@ bufferevent* Session::acceptClient(const std::string& protocol) {
 void Session::onUpstreamUpgraded(const std::string& protocol) {
   timer_->cancel();
   state_ = State::Bridging;
+  if (reconnecting_) {
+    reconnecting_ = false;
+    bufferevent* upstream = upstream_;
+    upstream_ = nullptr;
+    // Balance counts the session once, on the endpoint it started with.
+    auto& active = worker_.balance(route_->cluster).active;
+    if (endpoint_ < active.size() && active[endpoint_] > 0) active[endpoint_]--;
+    endpoint_ = SIZE_MAX;
+    static_cast<TranslateUp*>(bridge_.get())->upstreamReconnected(upstream);
+    return;
+  }
   WsEndpointOptions options;
   options.max_message = route_->max_message;
   bufferevent* upstream = upstream_;
@@ -745,7 +764,9 @@ void Session::startTranslateUp(bufferevent* upstream, const WsEndpointOptions& o
   translate.binary_event = route_->binary_event;
   translate.text_event = route_->text_event;
   translate.close_on_bad_envelope = route_->close_on_bad_envelope;
+  translate.reconnect = route_->reconnect;
   TranslateUp::Callbacks callbacks;
+  callbacks.reconnect = [this] { reconnectUpstream(); };
   callbacks.ready = [this] {
     timer_->cancel();
     state_ = State::Bridging;
@@ -779,6 +800,18 @@ void Session::startTranslateUp(bufferevent* upstream, const WsEndpointOptions& o
   TranslateUp* b = bridge.get();
   bridge_ = std::move(bridge);
   b->start();
+}
+
+// Translate up with `reconnect`: a new upstream connection for the live bridge, through the
+// same connect and upgrade as the first one (endpoints in ring order from the balancer's next);
+// the outcome goes to the bridge (onUpstreamUpgraded, or respond() when all failed).
+void Session::reconnectUpstream() {
+  reconnecting_ = true;
+  attempts_.clear();
+  const size_t n = cluster_->endpoints.size();
+  const size_t first = worker_.balance(route_->cluster).next++ % n;
+  for (size_t i = n; i-- > 0;) attempts_.push_back((first + i) % n);  // back() is tried first
+  connectNext();
 }
 
 // ---- filters::FilterCallbacks ----

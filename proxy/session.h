@@ -84,6 +84,7 @@ class Session : public Deletable, public filters::FilterCallbacks {
   void onUpstreamUpgraded(const std::string& protocol);
   // Completes the client's upgrade (101 with `protocol`) and returns its bufferevent.
   bufferevent* acceptClient(const std::string& protocol);
+  void reconnectUpstream();
   void startTranslateUp(bufferevent* upstream, const struct WsEndpointOptions& options,
                         std::function<void()> on_done);
   void releaseUpstream();
@@ -116,6 +117,7 @@ class Session : public Deletable, public filters::FilterCallbacks {
   std::string client_sid_;                 // as the client sent it
   std::string upstream_sid_;               // as the upstream knows it
   bool client_eio3_ = false;               // Engine.IO v3 client, adapted to a v4 upstream
+  bool reconnecting_ = false;              // translate up: connecting a replacement upstream
 
   std::unique_ptr<filters::FilterChain> chain_;
   std::unique_ptr<filters::HandshakeContext> handshake_;

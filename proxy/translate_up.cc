@@ -1,7 +1,11 @@
 // TranslateUp: envelope messages <-> Socket.IO events over one upstream Engine.IO session.
 #include "proxy/translate_up.h"
 
+#include <algorithm>
+#include <random>
+
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <spdlog/spdlog.h>
 
 #include "codec/engineio.h"
@@ -34,7 +38,10 @@ TranslateUp::TranslateUp(Dispatcher& dispatcher, MaskSource& masks, bufferevent*
       translate_(std::move(translate)),
       callbacks_(std::move(callbacks)),
       upstream_(std::make_unique<WsEndpoint>(dispatcher, upstream, WsEndpoint::Side::Upstream,
-                                             options, masks, *this)) {}
+                                             options, masks, *this)),
+      reconnect_timer_(std::make_unique<Timer>(dispatcher, [this] {
+        if (phase_ == Phase::Reconnecting) callbacks_.reconnect();
+      })) {}
 
 void TranslateUp::start() { upstream_->start(); }
 
@@ -51,7 +58,19 @@ bool TranslateUp::ourNamespace(std::string_view nsp) const {
 // ---- upstream ----
 
 void TranslateUp::sendUpstream(const std::string& eio_text) {
-  if (upstream_ && !upstream_->finished()) upstream_->sendMessage(ws::Opcode::Text, eio_text);
+  if (phase_ == Phase::Reconnecting) {
+    hold(ws::Opcode::Text, eio_text);
+  } else if (!upstream_->finished()) {
+    upstream_->sendMessage(ws::Opcode::Text, eio_text);
+  }
+}
+
+void TranslateUp::sendUpstreamBinary(std::string_view bytes) {
+  if (phase_ == Phase::Reconnecting) {
+    hold(ws::Opcode::Binary, bytes);
+  } else if (!upstream_->finished()) {
+    upstream_->sendMessage(ws::Opcode::Binary, bytes);
+  }
 }
 
 void TranslateUp::sendClientText(std::string_view text) {
@@ -61,19 +80,24 @@ void TranslateUp::sendClientText(std::string_view text) {
 void TranslateUp::onUpstreamText(std::string_view text) {
   if (text.empty()) return;
   switch (text[0]) {
-    case '0': {  // OPEN: join the namespace
-      if (phase_ != Phase::Opening) return;
-      phase_ = Phase::Connecting;
+    case '0': {  // OPEN: join the namespace (again, after a reconnection)
+      if (phase_ == Phase::Opening) {
+        phase_ = Phase::Connecting;
+      } else if (phase_ != Phase::Reconnecting) {
+        return;
+      }
       std::string out = "4";
       sio::appendConnect(out, translate_.nsp, translate_.auth_json);
-      sendUpstream(out);
+      upstream_->sendMessage(ws::Opcode::Text, out);  // not held: it opens the way
       return;
     }
     case '2':  // Engine.IO v4: the server pings, we answer
       sendUpstream("3" + std::string(text.substr(1)));
       return;
     case '1':  // the server closed the session
-      closeBoth(ws::close_code::kNormal, "server closed the session", "upstream");
+      if (!upstreamLost("server closed the session")) {
+        closeBoth(ws::close_code::kNormal, "server closed the session", "upstream");
+      }
       return;
     case '4': {
       sio::Packet packet;
@@ -105,12 +129,14 @@ void TranslateUp::onUpstreamPacket(const sio::Packet& packet,
       if (phase_ == Phase::Connecting && ourNamespace(packet.nsp)) {
         phase_ = Phase::Ready;
         callbacks_.ready();
+      } else if (phase_ == Phase::Reconnecting && ourNamespace(packet.nsp)) {
+        rejoined();
       }
       return;
     case sio::PacketType::ConnectError: {
       auto message = sio::connectErrorMessage(packet, reader_);
       std::string text = message ? std::string(*message) : "connection refused";
-      if (phase_ != Phase::Ready) {
+      if (phase_ == Phase::Opening || phase_ == Phase::Connecting) {
         phase_ = Phase::Closing;
         callbacks_.refused(text);
         upstream_->sendClose(ws::close_code::kNormal, "refused");
@@ -121,6 +147,7 @@ void TranslateUp::onUpstreamPacket(const sio::Packet& packet,
                                                sio::appendJsonString(s, text);
                                                return s;
                                              }() + "}]"));
+        phase_ = Phase::Ready;  // a refused re-join closes like a refusal after ready
         closeBoth(ws::close_code::kPolicy, text, "upstream");
       }
       return;
@@ -277,7 +304,7 @@ void TranslateUp::onClientText(std::string_view text) {
     }
   }
   sendUpstream(out);
-  for (const auto& a : attachments) upstream_->sendMessage(ws::Opcode::Binary, a);
+  for (const auto& a : attachments) sendUpstreamBinary(a);
 }
 
 void TranslateUp::onClientBinary(evbuffer* payload) {
@@ -295,7 +322,11 @@ void TranslateUp::onClientBinary(evbuffer* payload) {
   sio::appendJsonString(out, translate_.binary_event);
   out += ",{\"_placeholder\":true,\"num\":0}]";
   sendUpstream(out);
-  upstream_->sendMessage(ws::Opcode::Binary, payload);  // moved, no copy
+  if (phase_ == Phase::Reconnecting) {
+    sendUpstreamBinary(view(payload));
+  } else {
+    upstream_->sendMessage(ws::Opcode::Binary, payload);  // moved, no copy
+  }
 }
 
 // ---- WsEndpointOwner ----
@@ -321,13 +352,17 @@ void TranslateUp::onWsMessage(WsEndpoint& from, ws::Opcode opcode, evbuffer* pay
     if (client_ && client_->congested()) upstream_->pauseReading();
     return;
   }
-  if (phase_ != Phase::Ready || upstream_->finished() || upstream_->closeSent()) return;
+  auto accepting = [this] {
+    return phase_ == Phase::Reconnecting ||
+           (phase_ == Phase::Ready && !upstream_->finished() && !upstream_->closeSent());
+  };
+  if (!accepting()) return;
   if (chain_ != nullptr) {
     // The raw message first (text pings, first-message auth, sizes), then its event.
     filters::Message message{filters::Direction::ToUpstream, opcode, view(payload)};
     message.event_follows = true;
     if (chain_->onMessage(message) != filters::Status::Continue) return;
-    if (phase_ != Phase::Ready) return;
+    if (!accepting()) return;
   }
   if (opcode == ws::Opcode::Binary) {
     onClientBinary(payload);
@@ -350,6 +385,7 @@ void TranslateUp::onWsCloseFrame(WsEndpoint& from, uint16_t code, std::string_vi
     client_->sendClose(code, reason);
     return;
   }
+  if (upstreamLost(reason)) return;
   noteClose(code, reason, "upstream");
   if (!upstream_->closeSent()) upstream_->sendClose(code, reason);
   if (phase_ != Phase::Ready) {
@@ -367,6 +403,7 @@ void TranslateUp::onWsGone(WsEndpoint& from, uint16_t code, std::string_view rea
     }
     return;
   }
+  if (upstreamLost(reason)) return;
   noteClose(code, reason, "upstream");
   fail("upstream connection lost");
 }
@@ -381,6 +418,7 @@ void TranslateUp::onWsDrained(WsEndpoint& endpoint) {
 
 void TranslateUp::onWsClosed(WsEndpoint& endpoint) {
   if (&endpoint == upstream_.get()) {
+    if (phase_ == Phase::Reconnecting) return;  // an old or failed connection: retried
     if (phase_ != Phase::Ready && phase_ != Phase::Closing) {
       fail("upstream closed the connection");
       return;
@@ -403,6 +441,94 @@ void TranslateUp::onWsPong(WsEndpoint& endpoint, std::string_view) {
   if (chain_ != nullptr) {
     chain_->onPong(&endpoint == upstream_.get() ? filters::Side::Upstream : filters::Side::Client);
   }
+}
+
+// ---- reconnection ----
+
+bool TranslateUp::upstreamLost(std::string_view why) {
+  if (phase_ == Phase::Reconnecting) {  // the new connection failed before it re-joined
+    if (!upstream_->finished()) upstream_->abort();
+    reconnectFailed(why);
+    return true;
+  }
+  if (!translate_.reconnect.enabled || phase_ != Phase::Ready || !client_ ||
+      client_->finished() || client_->closeSent()) {
+    return false;
+  }
+  spdlog::info("translate up: upstream lost ({}), reconnecting", why);
+  phase_ = Phase::Reconnecting;
+  if (!upstream_->finished()) upstream_->abort();
+  reassembler_.reset();
+  // What the lost session owed is never coming: answer it now, not never.
+  for (const auto& [upstream_id, client_id] : client_acks_) {
+    sendClientText(envelope::renderAckAnswer(translate_.shape, client_id,
+                                             R"([{"error":"upstream connection lost"}])"));
+  }
+  client_acks_.clear();
+  sendClientText(envelope::renderEvent(translate_.shape, "reconnecting", "[]"));
+  reconnect_attempts_ = 0;
+  scheduleReconnect();
+  return true;
+}
+
+void TranslateUp::scheduleReconnect() {
+  // Exponential backoff from initial_backoff to max_backoff, with full jitter on the upper half
+  // so that many clients of one lost server do not come back in step.
+  const config::Reconnect& r = translate_.reconnect;
+  const uint32_t shift = std::min<uint32_t>(reconnect_attempts_, 20);
+  const int64_t ceiling = std::min<int64_t>(r.max_backoff.count(),
+                                            r.initial_backoff.count() << shift);
+  static thread_local std::minstd_rand random{std::random_device{}()};
+  const int64_t delay = ceiling / 2 + static_cast<int64_t>(random() % (ceiling / 2 + 1));
+  reconnect_timer_->arm(Duration(delay));
+}
+
+void TranslateUp::upstreamReconnected(bufferevent* upstream) {
+  if (phase_ != Phase::Reconnecting) {  // the client left meanwhile
+    bufferevent_free(upstream);
+    return;
+  }
+  upstream_ = std::make_unique<WsEndpoint>(dispatcher_, upstream, WsEndpoint::Side::Upstream,
+                                           options_, masks_, *this);
+  upstream_->start();  // OPEN, then CONNECT with the same auth, then rejoined()
+}
+
+void TranslateUp::reconnectFailed(std::string_view why) {
+  if (phase_ != Phase::Reconnecting) return;
+  ++reconnect_attempts_;
+  const uint32_t max = translate_.reconnect.max_attempts;
+  if (max != 0 && reconnect_attempts_ >= max) {
+    spdlog::info("translate up: giving up after {} reconnection attempts ({})",
+                 reconnect_attempts_, why);
+    phase_ = Phase::Ready;  // closes like a loss without reconnect
+    closeBoth(ws::close_code::kInternalError, "upstream unavailable", "upstream");
+    return;
+  }
+  spdlog::debug("translate up: reconnection attempt {} failed: {}", reconnect_attempts_, why);
+  scheduleReconnect();
+}
+
+bool TranslateUp::hold(ws::Opcode opcode, std::string_view bytes) {
+  const config::Reconnect& r = translate_.reconnect;
+  if (held_.size() >= r.max_buffered_messages || held_bytes_ + bytes.size() > r.max_buffered_bytes) {
+    spdlog::info("translate up: {} messages held while reconnecting, closing the client",
+                 held_.size());
+    phase_ = Phase::Ready;
+    closeBoth(ws::close_code::kTryAgainLater, "upstream unavailable", "wsbridge");
+    return false;
+  }
+  held_.push_back({opcode, std::string(bytes)});
+  held_bytes_ += bytes.size();
+  return true;
+}
+
+void TranslateUp::rejoined() {
+  phase_ = Phase::Ready;
+  spdlog::info("translate up: reconnected, sending {} held messages", held_.size());
+  for (const Held& m : held_) upstream_->sendMessage(m.opcode, m.bytes);
+  held_.clear();
+  held_bytes_ = 0;
+  sendClientText(envelope::renderEvent(translate_.shape, "reconnected", "[]"));
 }
 
 // ---- failures and closing ----

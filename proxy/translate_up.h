@@ -3,8 +3,15 @@
 // it connects the route's namespace with the auth built from upstream_auth, and only then lets
 // the client's upgrade complete; afterwards envelope messages and events are translated both
 // ways, with acks, binary attachments and filters.
+//
+// With `reconnect`, losing the upstream (not a server DISCONNECT) keeps the client: it hears
+// {"event":"reconnecting"}, its messages are translated and held (up to the configured count and
+// bytes, beyond that close 1013), a new upstream connection is asked for with exponential backoff
+// and jitter, joined with the same auth, the held messages sent in order, and the client hears
+// {"event":"reconnected"}. Acks the lost upstream owed are answered {"error":...} at once.
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -13,6 +20,7 @@
 #include "codec/envelope.h"
 #include "codec/http1.h"
 #include "codec/socketio.h"
+#include "config/config.h"
 #include "filters/chain.h"
 #include "proxy/bridge.h"
 #include "proxy/ws_endpoint.h"
@@ -27,6 +35,7 @@ struct TranslateUpOptions {
   std::string binary_event;
   std::string text_event = "message";
   bool close_on_bad_envelope = false;
+  config::Reconnect reconnect;
 };
 
 class TranslateUp : public Bridge, public WsEndpointOwner {
@@ -35,6 +44,9 @@ class TranslateUp : public Bridge, public WsEndpointOwner {
     std::function<void()> ready;                         // upstream CONNECT accepted
     std::function<void(std::string message)> refused;    // CONNECT_ERROR or failure before ready
     std::function<void()> done;                          // both sides closed (defer deletion)
+    // With reconnect: open a new upstream connection; upstreamReconnected() or
+    // reconnectFailed() follows.
+    std::function<void()> reconnect;
   };
 
   TranslateUp(Dispatcher& dispatcher, MaskSource& masks, bufferevent* upstream,
@@ -45,6 +57,9 @@ class TranslateUp : public Bridge, public WsEndpointOwner {
   void start();
   // After ready(): the client's upgrade is complete; relay from now on.
   void attachClient(bufferevent* client);
+  // Answers to Callbacks::reconnect: a new upstream WebSocket (already upgraded), or why not.
+  void upstreamReconnected(bufferevent* upstream);
+  void reconnectFailed(std::string_view why);
 
   // Bridge
   void drain(std::string_view reason) override;
@@ -71,6 +86,12 @@ class TranslateUp : public Bridge, public WsEndpointOwner {
   void onClientText(std::string_view text);
   void onClientBinary(evbuffer* payload);
   void sendUpstream(const std::string& eio_text);
+  void sendUpstreamBinary(std::string_view bytes);
+  bool hold(ws::Opcode opcode, std::string_view bytes);  // while reconnecting
+  // The upstream is gone: true when a reconnection takes over (else the caller closes).
+  bool upstreamLost(std::string_view why);
+  void scheduleReconnect();
+  void rejoined();
   void sendClientText(std::string_view text);
   void clientError(std::string_view message);
   void fail(std::string message);  // before ready: refuse; after: close the client 1011
@@ -80,7 +101,7 @@ class TranslateUp : public Bridge, public WsEndpointOwner {
   bool passFilters(filters::Direction direction, std::string_view nsp, std::string_view name,
                    std::optional<uint64_t> ack, size_t size, std::string_view args_json);
 
-  enum class Phase { Opening, Connecting, Ready, Closing };
+  enum class Phase { Opening, Connecting, Ready, Reconnecting, Closing };
 
   Dispatcher& dispatcher_;
   MaskSource& masks_;
@@ -98,6 +119,15 @@ class TranslateUp : public Bridge, public WsEndpointOwner {
   std::map<uint64_t, uint64_t> client_acks_;   // upstream ack id -> the client's ack id
   filters::CloseInfo close_info_;
   bool done_ = false;
+
+  std::unique_ptr<Timer> reconnect_timer_;
+  uint32_t reconnect_attempts_ = 0;  // failed attempts since the loss
+  struct Held {
+    ws::Opcode opcode;
+    std::string bytes;
+  };
+  std::deque<Held> held_;
+  size_t held_bytes_ = 0;
 };
 
 // Renders a route's upstream_auth templates into the CONNECT auth JSON object:

@@ -254,3 +254,60 @@ h.test('the client leaving disconnects its upstream socket', async () => {
   const gone = await server.waitFor((o) => o.event === 'disconnect', 5000, 'the disconnect');
   assert.equal(gone.reason, 'client namespace disconnect');
 }, {timeout: 30000});
+
+h.test('reconnect = true: a killed server comes back; the client stays connected and every ' +
+           'message it sent meanwhile arrives once, in order', async () => {
+  const {server, url} = await startTranslateUp({
+    route: 'reconnect = { initial_backoff = "50ms", max_backoff = "200ms" }\n',
+  });
+  const {ws, q, closed} = await connectClient(url);
+  await server.waitFor((o) => o.event === 'connection');
+  ws.send('{"event":"echo","data":"before","ack":1}');
+  assert.equal(await nextText(q), '{"ack":1,"data":"before"}');
+
+  await server.kill('SIGKILL');
+  assert.equal(await nextText(q), '{"event":"reconnecting"}');
+  // Sent while no server exists: held by wsbridge, in order, text and binary.
+  const chunk = crypto.randomBytes(3200);
+  for (let i = 0; i < 20; i++) ws.send(JSON.stringify({event: 'note', data: i}));
+  ws.send(chunk);
+  ws.send('{"event":"echo","data":"after","ack":2}');
+
+  const again = await h.startPeer('sio-server.js', ['--port', server.port]);
+  assert.equal(await nextText(q), '{"event":"reconnected"}');
+  assert.equal(await nextText(q), '{"ack":2,"data":"after"}');
+  await again.waitFor((o) => o.event === 'received' && o.name === 'echo', 5000, 'the last report');
+  const received = again.lines.filter((o) => o.event === 'received');
+  assert.deepEqual(received.filter((o) => o.name === 'note').map((o) => o.args[0]),
+                   Array.from({length: 20}, (_, i) => i), 'notes: each once, in order');
+  assert.deepEqual(received.map((o) => o.name).filter((n) => n !== 'audio'),
+                   [...Array(20).fill('note'), 'echo'], 'nothing else, nothing twice');
+  ws.send('{"event":"audio-end","ack":4}');
+  const digest = crypto.createHash('sha256').update(chunk).digest('hex');
+  assert.equal(await nextText(q), `{"ack":4,"data":{"chunks":1,"bytes":3200,"sha256":"${digest}"}}`);
+
+  // Still one live connection, still translating.
+  ws.send('{"event":"echo","data":3,"ack":3}');
+  assert.equal(await nextText(q), '{"ack":3,"data":3}');
+  assert.equal(again.lines.filter((o) => o.event === 'connection').length, 1);
+  assert.equal(await Promise.race([closed, 'open']), 'open', 'the client was closed');
+}, {timeout: 30000});
+
+h.test('reconnect: beyond max_messages held the client is closed 1013; after ' +
+           'max_attempts, 1011', async () => {
+  const {server, url} = await startTranslateUp({
+    route: 'reconnect = { initial_backoff = "50ms", max_backoff = "100ms", ' +
+           'max_attempts = 3, max_messages = 5 }\n',
+  });
+  const first = await connectClient(url);
+  const second = await connectClient(url);
+  await server.waitFor((o) => o.event === 'connection');
+  await server.kill('SIGKILL');
+  assert.equal(await nextText(first.q), '{"event":"reconnecting"}');
+  assert.equal(await nextText(second.q), '{"event":"reconnecting"}');
+  for (let i = 0; i < 6; i++) first.ws.send(JSON.stringify({event: 'note', data: i}));
+  const overflow = await h.withTimeout(first.closed, 5000, 'the close on overflow');
+  assert.equal(overflow.code, 1013);
+  const gaveUp = await h.withTimeout(second.closed, 10000, 'the close after max_attempts');
+  assert.equal(gaveUp.code, 1011);
+}, {timeout: 30000});

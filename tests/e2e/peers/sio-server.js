@@ -2,7 +2,8 @@
 // client questions with acks, broadcasts to rooms, counts streamed binary audio, and reports
 // what it sees as JSON lines on stdout.
 //
-// Args: --ping-interval MS --ping-timeout MS   Engine.IO heartbeat (defaults 25000 / 20000)
+// Args: --port N                             listen there (default: a free port)
+//       --ping-interval MS --ping-timeout MS   Engine.IO heartbeat (defaults 25000 / 20000)
 //       --transports polling,websocket         the server's transports (default both)
 //       --max-http-buffer-size N               maxPayload (default 1e6)
 //       --auth-nsp /secure --auth-token T      a namespace (it may be `/` or `/admin` too) whose
@@ -211,7 +212,7 @@ for (const name of names) {
   serve(nsp);
 }
 
-httpServer.listen(0, '127.0.0.1', () => {
+httpServer.listen(Number(args.port ?? 0), '127.0.0.1', () => {
   report({port: httpServer.address().port, pid: process.pid});
 });
 
