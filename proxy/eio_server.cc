@@ -1,4 +1,4 @@
-// EioSession: Engine.IO v4 server sessions over polling and websocket, and the sid registry.
+// EioSession: Engine.IO v4 / v3 server sessions over polling and websocket, and the sid registry.
 #include "proxy/eio_server.h"
 
 #include <event2/buffer.h>
@@ -32,13 +32,14 @@ std::string textResponse(int status, std::string_view content_type, std::string_
 }
 
 constexpr std::string_view kPayloadType = "text/plain; charset=UTF-8";
+constexpr std::string_view kBinaryPayloadType = "application/octet-stream";
 constexpr size_t kMaxQueuedBytes = 16u << 20;
 }  // namespace
 
 // ---- pure checks ----
 
 EioRequest checkEioRequest(const http::Request& request,
-                           const std::vector<config::Transport>& transports) {
+                           const std::vector<config::Transport>& transports, bool allow_eio3) {
   EioRequest out;
   out.upgrade = http::isWebSocketUpgrade(request);
   std::string transport, version;
@@ -61,8 +62,11 @@ EioRequest checkEioRequest(const http::Request& request,
     out.error = &err::kBadHandshakeMethod;
   } else if (out.transport == config::Transport::WebSocket && !out.upgrade) {
     out.error = &err::kBadRequest;
-  } else if (!request.queryParam("EIO", &version) || version != "4") {
+  } else if (!request.queryParam("EIO", &version) ||
+             (version != "4" && !(version == "3" && allow_eio3))) {
     out.error = &err::kUnsupportedProtocolVersion;
+  } else if (version == "3") {
+    out.version = eio::Version::V3;
   }
   return out;
 }
@@ -172,18 +176,29 @@ EioSession::~EioSession() {
   if (registered_) EioRegistry::instance().remove(sid_);
 }
 
+void EioSession::startHeartbeat() {
+  if (options_.version == eio::Version::V4) {
+    ping_timer_.arm(options_.ping_interval);
+  } else {  // v3: the client must ping within pingInterval + pingTimeout, across upgrades too
+    pong_timer_.arm(options_.ping_interval + options_.ping_timeout);
+  }
+}
+
 std::string EioSession::openPolling(bool keep_alive, const http::Headers& extra) {
   EioRegistry::instance().add(sid_, &dispatcher_, this);
   registered_ = true;
-  ping_timer_.arm(options_.ping_interval);
+  startHeartbeat();
   eio::Handshake handshake;
   handshake.sid = sid_;
   if (options_.allow_upgrade) handshake.upgrades.push_back("websocket");
   handshake.ping_interval = static_cast<uint64_t>(options_.ping_interval.count());
   handshake.ping_timeout = static_cast<uint64_t>(options_.ping_timeout.count());
   handshake.max_payload = options_.max_payload;
-  std::string body = "0";
-  eio::appendHandshake(body, handshake);
+  std::string open;
+  eio::appendHandshake(open, handshake);
+  const eio::Packet packet{eio::PacketType::Open, false, open};
+  std::string body;
+  eio::encodePayload(options_.version, eio::PayloadFormat::Text, {&packet, 1}, body);
   return textResponse(200, kPayloadType, body, keep_alive, extra);
 }
 
@@ -200,7 +215,7 @@ void EioSession::openWebSocket(bufferevent* bev) {
   std::string open = "0";
   eio::appendHandshake(open, handshake);
   ws_->sendMessage(ws::Opcode::Text, open);
-  ping_timer_.arm(options_.ping_interval);
+  startHeartbeat();
   ws_->start();
 }
 
@@ -229,7 +244,7 @@ void EioSession::handlePoll(const http::Request& request, const http::Headers& e
     pending_keep_alive_ = keep_alive;
     pending_extra_ = extra;
     if (probed_) {
-      answerPoll("6");  // the upgrade is under way: end this polling cycle
+      answerPoll(eio::PacketType::Noop);  // the upgrade is under way: end this polling cycle
     } else if (!queue_.empty()) {
       flushPoll();
     }
@@ -240,16 +255,18 @@ void EioSession::handlePoll(const http::Request& request, const http::Headers& e
     return;
   }
   const std::string* type = request.header("content-type");
-  if (type != nullptr && type->find("application/octet-stream") != std::string::npos) {
+  const bool binary_body =
+      type != nullptr && type->find("application/octet-stream") != std::string::npos;
+  if (binary_body && options_.version == eio::Version::V4) {
     // v4 payloads are text; a binary body is a v3 client or garbage.
     respond(eioErrorResponse(err::kBadRequest, false, keep_alive, extra));
     endSession("binary polling payload", Closer::Server);
     return;
   }
   std::vector<eio::Packet> packets;
-  eio::DecodeError error = eio::decodePayload(eio::Version::V4, eio::PayloadFormat::Text,
-                                              request.body, options_.max_payload, packets,
-                                              scratch_);
+  eio::DecodeError error = eio::decodePayload(
+      options_.version, binary_body ? eio::PayloadFormat::Binary : eio::PayloadFormat::Text,
+      request.body, options_.max_payload, packets, scratch_);
   if (error == eio::DecodeError::TooLarge) {
     respond(textResponse(eio::kPayloadTooLargeStatus, "application/json",
                          "{\"code\":1,\"message\":\"payload too large\"}", keep_alive, extra));
@@ -273,11 +290,18 @@ void EioSession::pollAborted(uint64_t poll_id) {
   endSession("poll connection closed prematurely", Closer::Client);
 }
 
-void EioSession::answerPoll(std::string body) {
+void EioSession::answerPoll(std::string body, std::string_view content_type) {
   if (!pending_get_) return;
   PollResponder respond = std::move(pending_get_);
   pending_get_ = nullptr;
-  respond(textResponse(200, kPayloadType, body, pending_keep_alive_, pending_extra_));
+  respond(textResponse(200, content_type, body, pending_keep_alive_, pending_extra_));
+}
+
+void EioSession::answerPoll(eio::PacketType type) {
+  const eio::Packet packet{type, false, {}};
+  std::string body;
+  eio::encodePayload(options_.version, eio::PayloadFormat::Text, {&packet, 1}, body);
+  answerPoll(std::move(body), kPayloadType);
 }
 
 void EioSession::flushPoll() {
@@ -285,11 +309,14 @@ void EioSession::flushPoll() {
   std::vector<eio::Packet> packets;
   packets.reserve(queue_.size());
   for (const auto& q : queue_) packets.push_back({q.type, q.binary, q.data});
+  const eio::PayloadFormat format =
+      eio::responseFormat(options_.version, options_.supports_binary, packets);
   std::string body;
-  eio::encodePayload(eio::Version::V4, eio::PayloadFormat::Text, packets, body);
+  eio::encodePayload(options_.version, format, packets, body);
   queue_.clear();
   queued_bytes_ = 0;
-  answerPoll(std::move(body));
+  answerPoll(std::move(body),
+             format == eio::PayloadFormat::Binary ? kBinaryPayloadType : kPayloadType);
 }
 
 // ---- sending ----
@@ -298,7 +325,12 @@ void EioSession::enqueue(eio::PacketType type, std::string_view data, bool binar
   if (closed_) return;
   if (ws_ != nullptr) {
     if (binary) {
-      ws_->sendMessage(ws::Opcode::Binary, data);
+      const std::string_view prefix = eio::binaryFramePrefix(options_.version, type);
+      if (prefix.empty()) {
+        ws_->sendMessage(ws::Opcode::Binary, data);
+      } else {
+        ws_->sendMessage(ws::Opcode::Binary, std::string(prefix) + std::string(data));
+      }
     } else {
       std::string text;
       eio::appendText(text, type, data);
@@ -330,6 +362,10 @@ void EioSession::onPacket(const eio::Packet& packet) {
       app_.onEioMessage(packet.data, packet.binary);
       return;
     case eio::PacketType::Pong:
+      if (options_.version == eio::Version::V3) {  // v3 servers never ping
+        endSession("invalid heartbeat direction", Closer::Server);
+        return;
+      }
       pong_timer_.cancel();
       ping_timer_.arm(options_.ping_interval);
       return;
@@ -338,7 +374,13 @@ void EioSession::onPacket(const eio::Packet& packet) {
       return;
     case eio::PacketType::Noop:
       return;
-    case eio::PacketType::Ping:  // v4: only the server pings (probes go to the probe socket)
+    case eio::PacketType::Ping:
+      if (options_.version == eio::Version::V3) {  // the client's heartbeat: answered, rearmed
+        pong_timer_.arm(options_.ping_interval + options_.ping_timeout);
+        enqueue(eio::PacketType::Pong, packet.data, false);
+        return;
+      }
+      // v4: only the server pings (probes go to the probe socket)
       endSession("invalid heartbeat direction", Closer::Server);
       return;
     case eio::PacketType::Open:
@@ -376,7 +418,7 @@ void EioSession::finishUpgrade() {
   upgrade_timer_.cancel();
   ws_ = std::move(probe_);
   probed_ = false;
-  answerPoll("6");
+  answerPoll(eio::PacketType::Noop);
   // Whatever waited for a GET goes over the websocket now, in order.
   std::vector<Queued> queued = std::move(queue_);
   queue_.clear();
@@ -401,14 +443,14 @@ void EioSession::retire(std::unique_ptr<WsEndpoint> endpoint) {
 void EioSession::onWsMessage(WsEndpoint& from, ws::Opcode opcode, evbuffer* payload) {
   if (closed_) return;
   eio::Packet packet;
-  eio::DecodeError error = eio::decodeFrame(eio::Version::V4, opcode == ws::Opcode::Binary,
+  eio::DecodeError error = eio::decodeFrame(options_.version, opcode == ws::Opcode::Binary,
                                             view(payload), &packet, &scratch_);
   if (&from == probe_.get()) {
     if (error == eio::DecodeError::None && packet.type == eio::PacketType::Ping &&
         packet.data == "probe" && !probed_) {
       probe_->sendMessage(ws::Opcode::Text, "3probe");
       probed_ = true;
-      answerPoll("6");
+      answerPoll(eio::PacketType::Noop);
     } else if (error == eio::DecodeError::None && packet.type == eio::PacketType::Upgrade &&
                probed_) {
       finishUpgrade();
@@ -469,7 +511,7 @@ void EioSession::endSession(std::string_view reason, Closer closer) {
   }
   // Over polling the held GET ends the cycle: a close packet when we close, a noop when the
   // client did.
-  answerPoll(closer == Closer::Server ? "1" : "6");
+  answerPoll(closer == Closer::Server ? eio::PacketType::Close : eio::PacketType::Noop);
   queue_.clear();
   if (probe_ != nullptr) {
     probe_->sendClose(ws::close_code::kNormal, "");

@@ -1,6 +1,7 @@
-// The Engine.IO v4 server role: one session per sid with its polling and websocket transports,
-// the polling -> websocket upgrade, the server-driven heartbeat, and a process-wide registry that
-// tells any worker which worker owns a sid.
+// The Engine.IO server role (v4, and v3 for old clients): one session per sid with its polling
+// and websocket transports, the polling -> websocket upgrade, the heartbeat (v4: the server
+// pings; v3: the client pings and the server answers), and a process-wide registry that tells
+// any worker which worker owns a sid.
 #pragma once
 
 #include <cstdint>
@@ -31,13 +32,15 @@ struct EioRequest {
   config::Transport transport = config::Transport::Polling;
   std::string sid;  // empty: a handshake
   bool upgrade = false;
+  eio::Version version = eio::Version::V4;  // of a handshake
 };
 
 // The ref server's checks, in its order: transport (missing / not enabled: 0), sid given (the
 // caller looks it up: 1), no sid and not GET (2), transport=websocket without Upgrade (3),
-// EIO not "4" (5; translate down speaks Engine.IO v4 only).
+// EIO not "4" (5), unless it is "3" and v3 clients are allowed.
 EioRequest checkEioRequest(const http::Request& request,
-                           const std::vector<config::Transport>& transports);
+                           const std::vector<config::Transport>& transports,
+                           bool allow_eio3 = false);
 
 // The error response: JSON {"code":N,"message":..} with the error's status for HTTP requests; a
 // bare "400 Bad Request" with the message as text/html for WebSocket upgrades, as engine.io does.
@@ -78,6 +81,8 @@ struct EioSessionOptions {
   Duration upgrade_timeout{10000};
   uint64_t max_payload = 1000000;
   bool allow_upgrade = true;  // websocket enabled on the route
+  eio::Version version = eio::Version::V4;
+  bool supports_binary = true;  // v3 polling: binary bodies unless the client asked b64=1
   WsEndpointOptions ws;
 };
 
@@ -123,7 +128,9 @@ class EioSession : public WsEndpointOwner {
 
   void enqueue(eio::PacketType type, std::string_view data, bool binary);
   void flushPoll();
-  void answerPoll(std::string body);
+  void answerPoll(std::string body, std::string_view content_type);
+  void answerPoll(eio::PacketType type);  // a one-packet body: noop, close
+  void startHeartbeat();
   void onPacket(const eio::Packet& packet);
   void onPingDue();
   void endSession(std::string_view reason, Closer closer);

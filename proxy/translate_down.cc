@@ -378,6 +378,14 @@ class TranslateDownSession final : public Deletable,
     options.allow_upgrade = std::find(route.transports.begin(), route.transports.end(),
                                       config::Transport::WebSocket) != route.transports.end();
     options.ws.max_message = std::min<uint64_t>(route.max_message, route.max_payload);
+    std::string version;
+    if (handshake_request_.queryParam("EIO", &version) && version == "3") {
+      // socket.io-client 2.x: Engine.IO v3 and Socket.IO v4 (checked against allow_eio3).
+      options.version = eio::Version::V3;
+      std::string b64;
+      options.supports_binary = !handshake_request_.queryParam("b64", &b64);
+      sio_version_ = sio::Version::V4;
+    }
     upstream_options_.max_message = route.max_message;
     eio_ = std::make_unique<EioSession>(worker.dispatcher(), worker.masks(), makeBase64Id(),
                                         options, *this);
@@ -419,6 +427,8 @@ class TranslateDownSession final : public Deletable,
   void opened() {
     open_ = true;
     if (chain_) chain_->onEstablished();
+    // Socket.IO v4 connects every client to "/" unasked.
+    if (sio_version_ == sio::Version::V4) join("/", {});
   }
 
   // ---- EioApp ----
@@ -439,7 +449,7 @@ class TranslateDownSession final : public Deletable,
       return;
     }
     sio::Packet packet;
-    sio::DecodeError error = sio::decodePacket(data, &packet);
+    sio::DecodeError error = sio::decodePacket(data, &packet, {sio_version_});
     if (error != sio::DecodeError::None) {
       invalid(sio::describe(error));
       return;
@@ -652,6 +662,10 @@ class TranslateDownSession final : public Deletable,
     NamespaceLink* link = find(packet.nsp);
     switch (packet.type) {
       case sio::PacketType::Connect:
+        if (sio_version_ == sio::Version::V4) {
+          connectV4(packet.nsp);
+          return;
+        }
         if (link != nullptr) {
           invalid("CONNECT for a namespace already joined");
           return;
@@ -720,6 +734,20 @@ class TranslateDownSession final : public Deletable,
     if (!answer.empty()) link->upstream->sendMessage(ws::Opcode::Text, answer);
   }
 
+  // A v4 CONNECT carries its auth as the namespace's query ("/admin?token=1"); "/" is joined
+  // already.
+  void connectV4(std::string_view nsp_and_query) {
+    std::string_view nsp, query;
+    sio::splitNamespace(nsp_and_query, &nsp, &query);
+    if (find(nsp) != nullptr) {
+      if (nsp != "/") invalid("CONNECT for a namespace already joined");
+      return;
+    }
+    std::string auth;
+    if (!query.empty()) sio::appendQueryAsJson(auth, query);
+    join(std::string(nsp), auth);
+  }
+
   std::string upstreamTarget(const std::string& nsp, std::string_view auth_json) {
     std::string target;
     auto path = route_.namespace_paths.find(nsp);
@@ -781,7 +809,7 @@ class TranslateDownSession final : public Deletable,
                                                      upstream_options_, worker_.masks(), *this);
           l->ready = true;
           std::string reply;
-          sio::appendConnectReply(reply, sio::Version::V5, l->nsp, makeBase64Id());
+          sio::appendConnectReply(reply, sio_version_, l->nsp, makeBase64Id());
           eio_->send(reply);
           l->upstream->start();
         });
@@ -791,7 +819,7 @@ class TranslateDownSession final : public Deletable,
   void refuse(NamespaceLink& link, std::string message) {
     spdlog::info("{}: translate down: namespace {} refused: {}", client_ip_, link.nsp, message);
     std::string packet;
-    sio::appendConnectError(packet, sio::Version::V5, link.nsp, message);
+    sio::appendConnectError(packet, sio_version_, link.nsp, message);
     eio_->send(packet);
     link.closing = true;
     release(link);
@@ -926,6 +954,7 @@ class TranslateDownSession final : public Deletable,
   std::unique_ptr<proxy::Timer> shape_timer_;
   Admitted admitted_;
 
+  sio::Version sio_version_ = sio::Version::V5;
   sio::JsonReader reader_;
   sio::Reassembler reassembler_;
   bool open_ = false;
@@ -1093,7 +1122,7 @@ class EioConnection final : public Deletable {
       respond(http::serializeResponse(res), keep_alive);
       return;
     }
-    EioRequest eio = checkEioRequest(req, route_.transports);
+    EioRequest eio = checkEioRequest(req, route_.transports, route_.allow_eio3);
     if (eio.error != nullptr) {
       spdlog::debug("{}:{}: {} {} -> {} {}", client_ip_, client_port_, req.method, req.target,
                     eio.error->code, eio.error->message);

@@ -323,4 +323,104 @@ h.test('two workers: polling requests of one session served whichever worker acc
   assert.match(bridge.logs(), /handed to the worker owning the session/);
 }, {timeout: 30000});
 
+
+// ---------------------------------------------------------------------------------------------
+// socket.io-client 2.x (Engine.IO v3, Socket.IO v4) with allow_eio3
+
+const ioV2 = require('socket.io-client-v2');
+
+function connectV2(url, opts = {}) {
+  const socket = ioV2(url, {forceNew: true, reconnection: false, ...opts});
+  h.defer(() => socket.close());
+  return h.withTimeout(new Promise((resolve, reject) => {
+    socket.once('connect', () => resolve(socket));
+    socket.once('connect_error', reject);
+    socket.once('error', (e) => reject(new Error(`error event: ${JSON.stringify(e)}`)));
+  }), 10000, `2.x connect ${url}`);
+}
+
+function nextV2(socket, name, ms = 10000) {
+  return h.withTimeout(new Promise((resolve) => socket.once(name, (...args) => resolve(args))),
+                       ms, `'${name}' on ${socket.nsp}`);
+}
+
+for (const [label, opts] of Object.entries(TRANSPORTS)) {
+  h.test(`socket.io-client 2.x, ${label}: events, acks, binary, namespaces, heartbeat`,
+         async () => {
+    const {legacy, url} = await startDown({
+      route: 'allow_eio3 = true\nping_interval = "300ms"\nping_timeout = "300ms"\n',
+    });
+    const socket = await connectV2(url, opts);
+    const conn = await legacy.waitFor((o) => o.event === 'connection' && o.path === '/');
+    assert.equal(conn.path, '/');
+    const engine = socket.io.engine;
+    if (!opts.transports) {
+      if (engine.transport.name !== 'websocket') await h.once(engine, 'upgrade', 5000);
+      assert.equal(engine.transport.name, 'websocket');
+    } else {
+      assert.equal(engine.transport.name, opts.transports[0]);
+    }
+    const sent = (text) => legacy.waitFor((o) => o.event === 'text' && o.text === text);
+
+    socket.emit('chat', {text: 'hé'});
+    await sent('{"event":"chat","data":{"text":"hé"}}');
+    h.assertDeepEqual(await nextV2(socket, 'chat'), [{text: 'hé'}]);
+
+    const answer = await h.withTimeout(
+        new Promise((resolve) => socket.emit('move', 1, 2, resolve)), 5000, 'the ack');
+    h.assertDeepEqual(answer, {ok: true, got: [1, 2]});
+
+    socket.on('question', (q, cb) => cb({answer: q * 2}));
+    socket.emit('__cmd', {op: 'send', text: '{"event":"question","data":21,"ack":7}'});
+    await sent('{"ack":7,"data":{"answer":42}}');
+
+    // Binary both ways: v3 frames and v3 polling payloads carry it differently from v4.
+    socket.emit('audio', Buffer.from([1, 2, 3, 4]));
+    await legacy.waitFor((o) => o.event === 'binary' && o.base64 === 'AQIDBA==');
+    const [audio] = await nextV2(socket, 'audio');
+    h.assertBytesEqual(Buffer.from(audio), Buffer.from([1, 2, 3, 4]), 'binary event');
+
+    // A second namespace, with its auth in the v4 CONNECT query.
+    const admin = await connectV2(`${url}/admin`, {...opts, query: {token: 'abc'}});
+    const adminConn = await legacy.waitFor((o) => o.event === 'connection' && o.path === '/admin');
+    assert.match(adminConn.query, /(^|&)token=abc(&|$)/);
+    admin.emit('chat', 'to admin');
+    h.assertDeepEqual(await nextV2(admin, 'chat'), ['to admin']);
+
+    // The client pings (v3), wsbridge answers: several ping cycles pass with the session up.
+    for (let i = 0; i < 3; i++) await nextV2(socket, 'pong', 3000);
+    socket.emit('chat', 'still here');
+    h.assertDeepEqual(await nextV2(socket, 'chat'), ['still here']);
+
+    socket.close();
+    const close = await legacy.waitFor((o) => o.event === 'close' && o.id === conn.id);
+    assert.equal(close.code, 1000);
+  }, {timeout: 30000});
+}
+
+h.test('Engine.IO v3 polling by hand: length-prefixed payloads, implicit 40, client pings; ' +
+           'without allow_eio3 code 5', async () => {
+  const {port} = await startDown({route: 'allow_eio3 = true\n'});
+  const agent = new http.Agent({keepAlive: true, maxSockets: 1});
+  const open = await request(port, 'GET', '/socket.io/?EIO=3&transport=polling&b64=1', {agent});
+  assert.equal(open.status, 200);
+  const m = /^(\d+):0(\{.*\})$/.exec(open.body);
+  assert.ok(m, `v3 handshake body: ${open.body}`);
+  assert.equal(Number(m[1]), m[2].length + 1);
+  const {sid} = JSON.parse(m[2]);
+  const path = `/socket.io/?EIO=3&transport=polling&b64=1&sid=${sid}`;
+  // The default namespace is connected without a CONNECT from the client.
+  assert.equal((await request(port, 'GET', path, {agent})).body, '2:40');
+  const post = await request(port, 'POST', path, {agent, body: '1:2',
+                                                   headers: {'content-type': 'text/plain'}});
+  assert.equal(post.body, 'ok');
+  assert.equal((await request(port, 'GET', path, {agent})).body, '1:3');
+  agent.destroy();
+
+  const plain = await startDown();
+  const refused = await request(plain.port, 'GET', '/socket.io/?EIO=3&transport=polling');
+  assert.equal(refused.status, 400);
+  h.assertDeepEqual(JSON.parse(refused.body), {code: 5, message: 'Unsupported protocol version'});
+});
+
 h.run();

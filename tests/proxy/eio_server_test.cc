@@ -51,6 +51,18 @@ TEST_CASE("EIO other than 4, or missing, is code 5") {
   CHECK(codeOf(get("EIO=4&transport=polling")) == -1);
 }
 
+TEST_CASE("with allow_eio3, EIO=3 is a v3 handshake; anything else but 4 is still code 5") {
+  auto v3 = checkEioRequest(get("EIO=3&transport=polling"), kBoth, true);
+  CHECK(v3.error == nullptr);
+  CHECK(v3.version == eio::Version::V3);
+  auto v4 = checkEioRequest(get("EIO=4&transport=polling"), kBoth, true);
+  CHECK(v4.error == nullptr);
+  CHECK(v4.version == eio::Version::V4);
+  auto garbage = checkEioRequest(get("EIO=2&transport=polling"), kBoth, true);
+  REQUIRE(garbage.error != nullptr);
+  CHECK(garbage.error->code == 5);
+}
+
 TEST_CASE("a request with a sid is left to the session lookup") {
   auto checked = checkEioRequest(get("EIO=4&transport=polling&sid=abc", "POST"), kBoth);
   CHECK(checked.error == nullptr);
