@@ -116,8 +116,9 @@ class FilterCallbacks {
   virtual void ackError(Side toward, const Event& event, std::string_view args_json) = 0;
   // Closes the whole connection: `code` toward the client (1008, 1009 ...), 1001 upstream.
   virtual void close(uint16_t code, std::string_view reason) = 0;
-  // Sends a WebSocket ping to one side (heartbeat).
-  virtual void ping(Side side) = 0;
+  // Sends a WebSocket ping to one side (heartbeat). False when that side has no WebSocket to
+  // ping (an Engine.IO client of translate down: Engine.IO's own heartbeat watches it).
+  virtual bool ping(Side side) = 0;
   // Stops reading from one side for `delay` (shaping), then resumes by itself.
   virtual void pauseReading(Side side, Duration delay) = 0;
 

@@ -79,8 +79,7 @@ class HeartbeatFilter final : public Filter {
       // A side still owing a pong keeps its deadline: pinging again must not extend it.
       for (Side side : {Side::Client, Side::Upstream}) {
         if (pong_deadline_[index(side)] != kNever) continue;
-        pong_deadline_[index(side)] = now + settings_.ping_timeout;
-        callbacks_.ping(side);
+        if (callbacks_.ping(side)) pong_deadline_[index(side)] = now + settings_.ping_timeout;
       }
       next_ping_ = now + settings_.ping_interval;
     }

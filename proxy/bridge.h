@@ -23,7 +23,7 @@ class Bridge {
   virtual void ackError(filters::Side toward, const filters::Event& event,
                         std::string_view args_json) = 0;
   virtual void close(uint16_t code, std::string_view reason) = 0;
-  virtual void ping(filters::Side side) = 0;
+  virtual bool ping(filters::Side side) = 0;  // see filters::FilterCallbacks::ping
   virtual void pauseReading(filters::Side side) = 0;   // shaping
   virtual void resumeReading(filters::Side side) = 0;
 };

@@ -854,9 +854,7 @@ void Session::close(uint16_t code, std::string_view reason) {
   bridge_->close(code, reason);
 }
 
-void Session::ping(filters::Side side) {
-  if (bridge_) bridge_->ping(side);
-}
+bool Session::ping(filters::Side side) { return bridge_ && bridge_->ping(side); }
 
 void Session::pauseReading(filters::Side side, Duration delay) {
   if (!bridge_) return;

@@ -68,7 +68,7 @@ class Session : public Deletable, public filters::FilterCallbacks {
   void ackError(filters::Side toward, const filters::Event& event,
                 std::string_view args_json) override;
   void close(uint16_t code, std::string_view reason) override;
-  void ping(filters::Side side) override;
+  bool ping(filters::Side side) override;
   void pauseReading(filters::Side side, Duration delay) override;
   std::unique_ptr<filters::FilterCallbacks::Timer> createTimer(std::function<void()> cb) override;
   const filters::Clock& clock() const override;

@@ -29,6 +29,7 @@
 #include "codec/envelope.h"
 #include "codec/socketio.h"
 #include "filters/chain.h"
+#include "filters/heartbeat.h"
 #include "proxy/eio_server.h"
 #include "proxy/sio_inspector.h"
 #include "proxy/worker.h"
@@ -378,6 +379,14 @@ class TranslateDownSession final : public Deletable,
     options.allow_upgrade = std::find(route.transports.begin(), route.transports.end(),
                                       config::Transport::WebSocket) != route.transports.end();
     options.ws.max_message = std::min<uint64_t>(route.max_message, route.max_payload);
+    // A heartbeat filter on the route sets the Engine.IO heartbeat wsbridge serves.
+    for (const auto& factory : snapshot_->filtersOf(route)) {
+      const filters::HeartbeatSettings* heartbeat = filters::heartbeatSettings(*factory);
+      if (heartbeat != nullptr && heartbeat->ping_interval.count() > 0) {
+        options.ping_interval = heartbeat->ping_interval;
+        options.ping_timeout = heartbeat->ping_timeout;
+      }
+    }
     std::string version;
     if (handshake_request_.queryParam("EIO", &version) && version == "3") {
       // socket.io-client 2.x: Engine.IO v3 and Socket.IO v4 (checked against allow_eio3).
@@ -537,11 +546,16 @@ class TranslateDownSession final : public Deletable,
     eio_->close(reason);
   }
 
-  void ping(filters::Side side) override {
-    if (side != filters::Side::Upstream) return;  // Engine.IO pings the client already
+  bool ping(filters::Side side) override {
+    if (side != filters::Side::Upstream) return false;  // Engine.IO pings the client already
+    bool sent = false;
     for (auto& link : links_) {
-      if (link->ready && !link->closing) link->upstream->sendPing();
+      if (link->ready && !link->closing) {
+        link->upstream->sendPing();
+        sent = true;
+      }
     }
+    return sent;
   }
 
   void pauseReading(filters::Side side, Duration delay) override {
@@ -602,6 +616,10 @@ class TranslateDownSession final : public Deletable,
   }
 
   void onWsDrained(WsEndpoint&) override {}
+
+  void onWsPong(WsEndpoint&, std::string_view) override {
+    if (chain_) chain_->onPong(filters::Side::Upstream);
+  }
 
   void onWsClosed(WsEndpoint& endpoint) override {
     NamespaceLink* link = find(endpoint);

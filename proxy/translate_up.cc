@@ -598,12 +598,11 @@ void TranslateUp::close(uint16_t code, std::string_view reason) {
   closeBoth(code, reason, "wsbridge");
 }
 
-void TranslateUp::ping(filters::Side side) {
-  if (side == filters::Side::Client) {
-    if (client_) client_->sendPing();
-  } else {
-    upstream_->sendPing();
-  }
+bool TranslateUp::ping(filters::Side side) {
+  WsEndpoint* e = side == filters::Side::Client ? client_.get() : upstream_.get();
+  if (e == nullptr || e->finished()) return false;
+  e->sendPing();
+  return true;
 }
 
 void TranslateUp::pauseReading(filters::Side side) {

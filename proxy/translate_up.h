@@ -68,7 +68,7 @@ class TranslateUp : public Bridge, public WsEndpointOwner {
   void ackError(filters::Side toward, const filters::Event& event,
                 std::string_view args_json) override;
   void close(uint16_t code, std::string_view reason) override;
-  void ping(filters::Side side) override;
+  bool ping(filters::Side side) override;
   void pauseReading(filters::Side side) override;
   void resumeReading(filters::Side side) override;
 

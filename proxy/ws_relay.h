@@ -29,7 +29,10 @@ class WsRelay : public Bridge, public WsEndpointOwner {
   void notify(filters::Side toward, std::string_view notice) override;
   void ackError(filters::Side, const filters::Event&, std::string_view) override {}
   void close(uint16_t code, std::string_view reason) override;
-  void ping(filters::Side side) override { endpoint(side).sendPing(); }
+  bool ping(filters::Side side) override {
+    endpoint(side).sendPing();
+    return true;
+  }
   void pauseReading(filters::Side side) override {
     endpoint(side).pauseReading(WsEndpoint::kShaping);
   }

@@ -423,4 +423,24 @@ h.test('Engine.IO v3 polling by hand: length-prefixed payloads, implicit 40, cli
   h.assertDeepEqual(JSON.parse(refused.body), {code: 5, message: 'Unsupported protocol version'});
 });
 
+h.test('a heartbeat filter sets the Engine.IO heartbeat toward the client and never closes ' +
+           'a client that answers it', async () => {
+  const {legacy, port, url} = await startDown({
+    route: 'filters = ["hb"]\n',
+    cluster: '\n[filter.hb]\ntype = "heartbeat"\nping_interval = "150ms"\nping_timeout = "200ms"\n',
+  });
+  const open = await handshake(port);
+  assert.equal(open.pingInterval, 150);
+  assert.equal(open.pingTimeout, 200);
+  const socket = await sio.connect(url, {transports: ['websocket']});
+  const events = sio.eventQueue(socket);
+  await legacy.waitFor((o) => o.event === 'connection');
+  // Many filter ping cycles: the client has no WebSocket pong to give the filter, only
+  // Engine.IO pongs, and must stay.
+  for (let i = 0; i < 6; i++) await h.once(socket.io.engine, 'ping', 2000);
+  socket.emit('chat', 'alive');
+  h.assertDeepEqual(await events.next('chat'), ['alive']);
+  assert.ok(socket.connected);
+}, {timeout: 20000});
+
 h.run();

@@ -75,7 +75,10 @@ class FakeCallbacks final : public FilterCallbacks {
     closings.push_back({code, std::string(reason)});
     calls.push_back("close " + std::to_string(code) + " " + std::string(reason));
   }
-  void ping(Side side) override { calls.push_back(std::string("ping ") + sideName(side)); }
+  bool ping(Side side) override {
+    calls.push_back(std::string("ping ") + sideName(side));
+    return pingable;
+  }
   void pauseReading(Side side, Duration delay) override {
     calls.push_back(std::string("pause ") + sideName(side) + " " + std::to_string(delay.count()) +
                     "ms");
@@ -139,6 +142,7 @@ class FakeCallbacks final : public FilterCallbacks {
   ManualClock clock_;
   Attributes attributes_;
   std::vector<std::string> calls;
+  bool pingable = true;  // what ping() answers: false for a side without a WebSocket
   std::vector<Rejection> rejections;
   std::vector<Closing> closings;
 

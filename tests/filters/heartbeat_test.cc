@@ -65,6 +65,20 @@ TEST_CASE("heartbeat closes 1001 when the client misses its pong deadline") {
   CHECK(cb.armedTimers() == 0);
 }
 
+TEST_CASE("heartbeat owes no pong deadline to a side it could not ping") {
+  // Translate down's Engine.IO client: no WebSocket to ping, Engine.IO's heartbeat watches it.
+  FakeCallbacks cb;
+  cb.pingable = false;
+  auto filter =
+      build("type = 'heartbeat'\nping_interval = '10s'\nping_timeout = '5s'\n")->create(cb);
+  filter->onEstablished();
+  for (int i = 0; i < 5; ++i) {
+    cb.advance(10s);
+    CHECK(cb.take() == Calls{"ping client", "ping upstream"});
+  }
+  CHECK(cb.closings.empty());
+}
+
 TEST_CASE("heartbeat closes 1011 toward the client when the upstream misses its pong") {
   FakeCallbacks cb;
   auto filter =
