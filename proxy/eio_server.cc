@@ -313,10 +313,30 @@ void EioSession::flushPoll() {
       eio::responseFormat(options_.version, options_.supports_binary, packets);
   std::string body;
   eio::encodePayload(options_.version, format, packets, body);
+  const bool was_congested = congested();
   queue_.clear();
   queued_bytes_ = 0;
   answerPoll(std::move(body),
              format == eio::PayloadFormat::Binary ? kBinaryPayloadType : kPayloadType);
+  if (was_congested && !closed_) app_.onEioDrained();
+}
+
+bool EioSession::congested() const {
+  return ws_ != nullptr ? ws_->congested() : queued_bytes_ > kPollHighWater;
+}
+
+void EioSession::pauseReading() {
+  reading_paused_ = true;
+  if (ws_ != nullptr) ws_->pauseReading();
+}
+
+void EioSession::resumeReading() {
+  reading_paused_ = false;
+  if (ws_ != nullptr) ws_->resumeReading();
+}
+
+void EioSession::onWsDrained(WsEndpoint& endpoint) {
+  if (&endpoint == ws_.get() && !closed_) app_.onEioDrained();
 }
 
 // ---- sending ----
@@ -417,6 +437,7 @@ void EioSession::attachWebSocket(bufferevent* bev) {
 void EioSession::finishUpgrade() {
   upgrade_timer_.cancel();
   ws_ = std::move(probe_);
+  if (reading_paused_) ws_->pauseReading();
   probed_ = false;
   answerPoll(eio::PacketType::Noop);
   // Whatever waited for a GET goes over the websocket now, in order.

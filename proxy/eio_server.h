@@ -69,6 +69,8 @@ class EioApp {
   virtual void onEioClose(std::string_view reason) = 0;
   // After onEioClose: every transport is released; the owner may delete the session.
   virtual void onEioFinished() = 0;
+  // The client's transport was congested() and has drained: the app may produce again.
+  virtual void onEioDrained() {}
 };
 
 // Writes the HTTP response to one polling request. It may run on another worker than the
@@ -118,6 +120,14 @@ class EioSession : public WsEndpointOwner {
   bool closed() const { return closed_; }
   bool upgraded() const { return ws_ != nullptr; }
 
+  // Backpressure toward the client: true while its websocket output is over the high watermark,
+  // or more than kPollHighWater bytes wait for a polling GET; onEioDrained() follows.
+  bool congested() const;
+  // Stops / restarts reading the client's websocket (a polling client cannot be paused).
+  void pauseReading();
+  void resumeReading();
+  static constexpr size_t kPollHighWater = 1u << 20;
+
  private:
   struct Queued {
     eio::PacketType type;
@@ -143,7 +153,7 @@ class EioSession : public WsEndpointOwner {
   void onWsMessage(WsEndpoint& from, ws::Opcode opcode, evbuffer* payload) override;
   void onWsCloseFrame(WsEndpoint& from, uint16_t code, std::string_view reason) override;
   void onWsGone(WsEndpoint& from, uint16_t code, std::string_view reason) override;
-  void onWsDrained(WsEndpoint&) override {}
+  void onWsDrained(WsEndpoint& endpoint) override;
   void onWsClosed(WsEndpoint& endpoint) override;
 
   Dispatcher& dispatcher_;
@@ -169,6 +179,7 @@ class EioSession : public WsEndpointOwner {
   Timer upgrade_timer_;
   std::string scratch_;  // base64 decoding
   bool registered_ = false;
+  bool reading_paused_ = false;
   bool closed_ = false;
   bool finished_ = false;
 };

@@ -443,6 +443,17 @@ class TranslateDownSession final : public Deletable,
   // ---- EioApp ----
 
   void onEioMessage(std::string_view data, bool binary) override {
+    onClientMessage(data, binary);
+    // An upstream slower than its client: stop reading the client until it drains.
+    for (auto& l : links_) {
+      if (l->upstream && l->upstream->congested()) {
+        eio_->pauseReading();
+        return;
+      }
+    }
+  }
+
+  void onClientMessage(std::string_view data, bool binary) {
     if (binary) {
       switch (reassembler_.addAttachment(data)) {
         case sio::Reassembler::Status::Ready:
@@ -599,6 +610,18 @@ class TranslateDownSession final : public Deletable,
     } else {
       onUpstreamText(*link, view(payload));
     }
+    // A client slower than its upstreams: stop reading them until it drains.
+    if (eio_->congested()) {
+      for (auto& l : links_) {
+        if (l->upstream) l->upstream->pauseReading(WsEndpoint::kBackpressure);
+      }
+    }
+  }
+
+  void onEioDrained() override {
+    for (auto& l : links_) {
+      if (l->upstream) l->upstream->resumeReading(WsEndpoint::kBackpressure);
+    }
   }
 
   void onWsCloseFrame(WsEndpoint& from, uint16_t code, std::string_view) override {
@@ -615,7 +638,13 @@ class TranslateDownSession final : public Deletable,
     upstreamLost(*link);
   }
 
-  void onWsDrained(WsEndpoint&) override {}
+  // An upstream that had stopped taking the client's messages took them: read the client again.
+  void onWsDrained(WsEndpoint&) override {
+    for (auto& l : links_) {
+      if (l->upstream && l->upstream->congested()) return;
+    }
+    eio_->resumeReading();
+  }
 
   void onWsPong(WsEndpoint&, std::string_view) override {
     if (chain_) chain_->onPong(filters::Side::Upstream);

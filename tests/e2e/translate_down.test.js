@@ -443,4 +443,55 @@ h.test('a heartbeat filter sets the Engine.IO heartbeat toward the client and ne
   assert.ok(socket.connected);
 }, {timeout: 20000});
 
+h.test('a websocket client that stops reading: the upstream is paused, wsbridge RSS stays ' +
+           'bounded, and everything arrives once it reads again', async (t) => {
+  const MiB = 1024 * 1024;
+  const TOTAL = 100 * MiB;
+  const RSS_LIMIT = 64 * MiB;
+  const asan = [process.env.ASAN_OPTIONS, 'quarantine_size_mb=1'].filter(Boolean).join(':');
+  const legacy = await h.startPeer('legacy-ws-server.js');
+  const port = await h.freePort();
+  const bridge = await h.startWsbridge(
+      downConfig({port, endpoints: [legacy.port], route: 'ping_interval = "60s"\n'})
+          .replace('log_level = "debug"', 'log_level = "info"'),
+      {env: {ASAN_OPTIONS: asan}});
+  const c = await h.rawConnect(port);
+  assert.equal((await c.handshake('/socket.io/?EIO=4&transport=websocket')).status, 101);
+  assert.equal((await c.readFrame()).payload.toString()[0], '0');
+  c.sendText('40');
+  assert.match((await c.readFrame()).payload.toString(), /^40\{"sid":/);
+  const conn = await legacy.waitFor((o) => o.event === 'connection');
+  const rss = () => h.readRss(bridge.pid);
+  let peak = rss();
+
+  c.pause();
+  c.sendText(`42["__cmd",{"op":"stream","bytes":${TOTAL},"chunk":65536}]`);
+  let lastSent = -1;
+  let flat = 0;
+  const stalled = await legacy.waitFor((o) => {
+    if (o.event !== 'progress' || o.id !== conn.id) return false;
+    peak = Math.max(peak, rss());
+    if (o.done) throw new Error('the upstream sent everything to a client that never read');
+    flat = o.sent === lastSent && o.sent > 0 ? flat + 1 : 0;
+    lastSent = o.sent;
+    return flat >= 10;
+  }, 60000, 'a stalled stream');
+  t.log(`stalled after ${(stalled.sent / MiB).toFixed(1)} MiB; wsbridge RSS peak ` +
+        `${(peak / MiB).toFixed(1)} MiB`);
+  assert.ok(stalled.sent < TOTAL / 4, `upstream sent ${stalled.sent} bytes`);
+  assert.ok(peak < RSS_LIMIT, `wsbridge RSS peak ${peak} >= ${RSS_LIMIT}`);
+
+  c.resume();
+  let received = 0;
+  while (received < TOTAL) {
+    const header = await c.readFrame(30000);
+    assert.equal(header.payload.toString(), '451-["audio",{"_placeholder":true,"num":0}]');
+    const chunk = await c.readFrame(30000);
+    assert.equal(chunk.opcode, 2);
+    received += chunk.payload.length;
+  }
+  assert.equal(received, TOTAL);
+  await legacy.waitFor((o) => o.event === 'progress' && o.id === conn.id && o.done, 10000);
+}, {timeout: 120000});
+
 h.run();

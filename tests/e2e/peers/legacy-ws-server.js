@@ -14,11 +14,14 @@
 //   {"op":"close","code":4000,"reason":"bye"}  close this connection
 //   {"op":"send","text":"..."}                 send text to this connection
 //   {"op":"binary","base64":"..."}             send binary to this connection
+//   {"op":"stream","bytes":N,"chunk":65536}    send N bytes as binary messages, keeping a few
+//                                              chunks queued here; reports progress
 // Reports (one JSON object per line):
 //   {"port":N}                                  first, once listening on 127.0.0.1
 //   {"event":"connection","id":1,"path":"/","query":"a=1","headers":{...}}
 //   {"event":"text","id":1,"text":"..."} / {"event":"binary","id":1,"base64":"..."}
 //   {"event":"close","id":1,"code":1000,"reason":""}
+//   {"event":"progress","id":1,"sent":N,"total":N,"done":false}  every 100 ms while streaming
 'use strict';
 
 const http = require('node:http');
@@ -66,6 +69,7 @@ wss.on('connection', (ws, req) => {
       if (cmd.op === 'close') ws.close(cmd.code || 1000, cmd.reason || '');
       if (cmd.op === 'send') ws.send(cmd.text);
       if (cmd.op === 'binary') ws.send(Buffer.from(cmd.base64, 'base64'), {binary: true});
+      if (cmd.op === 'stream') stream(ws, id, Number(cmd.bytes), Number(cmd.chunk ?? 65536));
       return;
     }
     let out = text;
@@ -85,6 +89,33 @@ wss.on('connection', (ws, req) => {
   });
   ws.on('error', (err) => report({event: 'error', id, message: err.message}));
 });
+
+// `sent` counts what the kernel accepted: it stalls when wsbridge stops reading.
+function stream(ws, id, total, chunk) {
+  const payload = Buffer.alloc(chunk, 0x61);
+  let queued = 0;
+  let sent = 0;
+  const progress = (done) => report({event: 'progress', id, sent, total, done});
+  const timer = setInterval(() => progress(false), 100);
+  ws.on('close', () => clearInterval(timer));
+  const pump = () => {
+    while (queued < total && ws.readyState === ws.OPEN && ws.bufferedAmount < chunk * 4) {
+      const n = Math.min(chunk, total - queued);
+      queued += n;
+      ws.send(n === chunk ? payload : payload.subarray(0, n), {binary: true}, (err) => {
+        if (err) return;
+        sent += n;
+        if (sent === total) {
+          clearInterval(timer);
+          progress(true);
+        } else {
+          pump();
+        }
+      });
+    }
+  };
+  pump();
+}
 
 process.stdin.on('end', () => process.exit(0));
 process.stdin.resume();
