@@ -31,6 +31,7 @@
 #include "filters/chain.h"
 #include "filters/heartbeat.h"
 #include "proxy/eio_server.h"
+#include "proxy/upstream.h"
 #include "proxy/sio_inspector.h"
 #include "proxy/worker.h"
 
@@ -59,16 +60,6 @@ std::string bracket(std::string_view args_json) {
 
 std::string jsonError(std::string_view error) {
   return "{\"error\":\"" + http::jsonEscape(error) + "\"}";
-}
-
-bool isHopByHop(std::string_view name) {
-  static constexpr std::string_view kNames[] = {
-      "connection", "upgrade", "keep-alive", "proxy-connection", "te", "trailer",
-      "transfer-encoding", "content-length", "content-type", "host", "sec-websocket-key",
-      "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-protocol",
-      "x-forwarded-proto", "proxy-authorization", "accept-encoding"};
-  return std::any_of(std::begin(kNames), std::end(kNames),
-                     [&](std::string_view n) { return http::iequals(name, n); });
 }
 
 void appendPercentEncoded(std::string& out, std::string_view text) {
@@ -119,223 +110,6 @@ void appendAuthQuery(std::string& query, std::string_view auth_json, sio::JsonRe
     appendPercentEncoded(query, text);
   }
 }
-
-// Endpoint indices in the order to try them: the balancer's pick first, then the ring.
-std::vector<size_t> endpointOrder(Worker& worker, const config::Route& route,
-                                  const ClusterRuntime& cluster, std::string_view client_ip,
-                                  const filters::Attributes& attributes) {
-  ClusterBalance& balance = worker.balance(route.cluster);
-  size_t n = cluster.endpoints.size();
-  if (balance.active.size() != n) balance.active.assign(n, 0);
-  size_t first = 0;
-  switch (cluster.config->lb) {
-    case config::LoadBalance::RoundRobin:
-      first = balance.next++ % n;
-      break;
-    case config::LoadBalance::LeastConn:
-      for (size_t i = 1; i < n; ++i) {
-        if (balance.active[i] < balance.active[first]) first = i;
-      }
-      break;
-    case config::LoadBalance::HashIp:
-      first = std::hash<std::string_view>{}(client_ip) % n;
-      break;
-    case config::LoadBalance::HashSub: {
-      auto sub = attributes.find("jwt.sub");
-      first = std::hash<std::string_view>{}(sub != attributes.end() ? std::string_view(sub->second)
-                                                                    : client_ip) %
-              n;
-      break;
-    }
-  }
-  std::vector<size_t> order;
-  for (size_t i = 0; i < n; ++i) order.push_back((first + i) % n);
-  std::reverse(order.begin(), order.end());  // pop_back() takes the next to try
-  return order;
-}
-
-// Every live translate-down object by worker loop: SIGTERM drains them, and objects a stopped
-// loop leaves behind stay reachable (the process is exiting; nothing frees them).
-class LiveObjects {
- public:
-  static LiveObjects& instance() {
-    static auto* live = new LiveObjects;
-    return *live;
-  }
-  void add(Dispatcher* loop, Deletable* object, std::function<void()> drain) {
-    std::lock_guard lock(mutex_);
-    objects_[object] = {loop, std::move(drain)};
-  }
-  void remove(Deletable* object) {
-    std::lock_guard lock(mutex_);
-    objects_.erase(object);
-  }
-  // The drain actions of one loop's objects (run them on that loop, without the lock held).
-  std::vector<std::function<void()>> drainsOf(Dispatcher* loop) {
-    std::lock_guard lock(mutex_);
-    std::vector<std::function<void()>> out;
-    for (auto& [object, entry] : objects_) {
-      if (entry.first == loop) out.push_back(entry.second);
-    }
-    return out;
-  }
-
- private:
-  std::mutex mutex_;
-  std::map<Deletable*, std::pair<Dispatcher*, std::function<void()>>> objects_;
-};
-
-// ---- one raw WebSocket to the cluster ----------------------------------------------------------
-
-// Connects and upgrades one WebSocket, trying endpoints in turn; hands the upgraded bufferevent
-// (frames may already wait in its input) or an error to `done`, as its last act. The owner
-// destroys it later (deferDelete), never inside `done`.
-class UpstreamConnector final : public Deletable {
- public:
-  using Done = std::function<void(bufferevent* bev, size_t endpoint, std::string error)>;
-
-  UpstreamConnector(Worker& worker, const ClusterRuntime& cluster, std::vector<size_t> order,
-                    std::string target, http::Headers headers, Done done)
-      : worker_(worker),
-        cluster_(cluster),
-        order_(std::move(order)),
-        target_(std::move(target)),
-        headers_(std::move(headers)),
-        done_(std::move(done)),
-        timer_(worker.dispatcher(), [this] { attemptFailed("timeout"); }) {}
-  ~UpstreamConnector() override {
-    if (bev_ != nullptr) bufferevent_free(bev_);
-  }
-
-  void start() { next(); }
-
- private:
-  void next() {
-    if (bev_ != nullptr) {
-      bufferevent_free(bev_);
-      bev_ = nullptr;
-    }
-    if (order_.empty()) {
-      finish(nullptr, last_error_.empty() ? "no upstream endpoint" : last_error_);
-      return;
-    }
-    endpoint_ = order_.back();
-    order_.pop_back();
-    const Endpoint& ep = cluster_.endpoints[endpoint_];
-    event_base* base = worker_.dispatcher().base();
-    constexpr int kOptions = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
-    if (cluster_.tls) {
-      SSL* ssl = SSL_new(cluster_.tls.get());
-      const std::string& name = cluster_.config->tls_server_name.empty()
-                                    ? ep.address.host
-                                    : cluster_.config->tls_server_name;
-      SSL_set_tlsext_host_name(ssl, name.c_str());
-      if (cluster_.config->tls_verify) SSL_set1_host(ssl, name.c_str());
-      bev_ = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, kOptions);
-      bufferevent_openssl_set_allow_dirty_shutdown(bev_, 1);
-    } else {
-      bev_ = bufferevent_socket_new(base, -1, kOptions);
-    }
-    bufferevent_setcb(bev_, &UpstreamConnector::onRead, nullptr, &UpstreamConnector::onEvent,
-                      this);
-    handshaking_ = false;
-    timer_.arm(cluster_.config->connect_timeout);
-    if (bufferevent_socket_connect(bev_, reinterpret_cast<const sockaddr*>(&ep.sockaddr),
-                                   static_cast<int>(ep.sockaddr_len)) != 0) {
-      last_error_ = ep.address.str() + ": connect failed";
-      timer_.arm(Duration(0));  // retry from a fresh loop iteration
-    }
-  }
-
-  static void onEvent(bufferevent*, short what, void* self) {
-    auto* c = static_cast<UpstreamConnector*>(self);
-    if (what & BEV_EVENT_CONNECTED) {
-      c->sendUpgrade();
-    } else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-      c->attemptFailed((what & BEV_EVENT_EOF) ? "connection closed" : "connection failed");
-    }
-  }
-
-  static void onRead(bufferevent*, void* self) { static_cast<UpstreamConnector*>(self)->read(); }
-
-  void sendUpgrade() {
-    const Endpoint& ep = cluster_.endpoints[endpoint_];
-    key_ = http::makeWebSocketKey();
-    http::Headers headers;
-    headers.push_back({"Host", cluster_.config->host ? *cluster_.config->host : ep.address.str()});
-    headers.push_back({"Upgrade", "websocket"});
-    headers.push_back({"Connection", "Upgrade"});
-    headers.push_back({"Sec-WebSocket-Key", key_});
-    headers.push_back({"Sec-WebSocket-Version", "13"});
-    headers.insert(headers.end(), headers_.begin(), headers_.end());
-    std::string request = http::serializeRequest("GET", target_, headers);
-    bufferevent_write(bev_, request.data(), request.size());
-    bufferevent_enable(bev_, EV_READ | EV_WRITE);
-    parser_ = std::make_unique<http::ResponseParser>();
-    handshaking_ = true;
-    timer_.arm(cluster_.config->handshake_timeout);
-  }
-
-  void read() {
-    if (!handshaking_) return;
-    evbuffer* in = bufferevent_get_input(bev_);
-    size_t len = evbuffer_get_length(in);
-    const char* data = reinterpret_cast<const char*>(evbuffer_pullup(in, -1));
-    evbuffer_drain(in, parser_->feed(data, len));
-    if (parser_->state() == http::ParseState::NeedMore) return;
-    if (parser_->state() == http::ParseState::Error) {
-      attemptFailed("invalid HTTP response");
-      return;
-    }
-    const http::Response& res = parser_->response();
-    if (res.status != 101) {
-      // The server answered: trying another endpoint would repeat the refusal.
-      order_.clear();
-      attemptFailed("refused with HTTP " + std::to_string(res.status));
-      return;
-    }
-    const std::string* accept = res.header("sec-websocket-accept");
-    if (accept == nullptr || *accept != http::computeAcceptKey(key_)) {
-      attemptFailed("wrong Sec-WebSocket-Accept");
-      return;
-    }
-    timer_.cancel();
-    bufferevent* bev = bev_;
-    bev_ = nullptr;
-    bufferevent_setcb(bev, nullptr, nullptr, nullptr, nullptr);
-    bufferevent_disable(bev, EV_READ);
-    worker_.balance(cluster_.config->name).active[endpoint_]++;
-    finish(bev, {});
-  }
-
-  void attemptFailed(const std::string& why) {
-    if (finished_) return;
-    last_error_ = cluster_.endpoints[endpoint_].address.str() + ": " + why;
-    spdlog::debug("translate down: upstream {}", last_error_);
-    next();
-  }
-
-  void finish(bufferevent* bev, std::string error) {
-    finished_ = true;
-    timer_.cancel();
-    done_(bev, endpoint_, std::move(error));
-  }
-
-  Worker& worker_;
-  const ClusterRuntime& cluster_;
-  std::vector<size_t> order_;
-  std::string target_;
-  http::Headers headers_;
-  Done done_;
-  Timer timer_;
-  bufferevent* bev_ = nullptr;
-  size_t endpoint_ = 0;
-  std::string key_;
-  std::string last_error_;
-  std::unique_ptr<http::ResponseParser> parser_;
-  bool handshaking_ = false;
-  bool finished_ = false;
-};
 
 // ---- the Socket.IO server logic of one Engine.IO session ---------------------------------------
 
@@ -811,27 +585,6 @@ class TranslateDownSession final : public Deletable,
     return target;
   }
 
-  http::Headers upstreamHeaders() {
-    http::Headers headers;
-    std::string xff = client_ip_;
-    for (const auto& h : handshake_request_.headers) {
-      if (isHopByHop(h.name)) continue;
-      bool claimed =
-          std::any_of(upstream_headers_.begin(), upstream_headers_.end(),
-                      [&](const http::Header& u) { return http::iequals(u.name, h.name); });
-      if (claimed) continue;  // a forwarded claim is never taken from the client
-      if (http::iequals(h.name, "x-forwarded-for")) {
-        xff = h.value + ", " + client_ip_;
-        continue;
-      }
-      headers.push_back(h);
-    }
-    headers.push_back({"X-Forwarded-For", xff});
-    headers.push_back({"X-Forwarded-Proto", listener_.tls ? "https" : "http"});
-    headers.insert(headers.end(), upstream_headers_.begin(), upstream_headers_.end());
-    return headers;
-  }
-
   void join(std::string nsp, std::string_view auth_json) {
     auto link = std::make_unique<NamespaceLink>();
     link->nsp = nsp;
@@ -843,7 +596,8 @@ class TranslateDownSession final : public Deletable,
     }
     l->connector = std::make_unique<UpstreamConnector>(
         worker_, *cluster_, endpointOrder(worker_, route_, *cluster_, client_ip_, attributes_),
-        upstreamTarget(nsp, auth_json), upstreamHeaders(),
+        upstreamTarget(nsp, auth_json),
+        forwardedHeaders(handshake_request_, client_ip_, listener_.tls != nullptr, upstream_headers_),
         [this, l](bufferevent* bev, size_t endpoint, std::string error) {
           worker_.dispatcher().deferDelete(std::move(l->connector));
           if (bev == nullptr) {
