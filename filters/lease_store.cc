@@ -1,6 +1,10 @@
 // LeasedBucketStore: spends leased tokens locally and asks Redis for more before they run out.
 #include "filters/lease_store.h"
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -63,6 +67,27 @@ std::optional<RedisAddress> parseRedisUrl(std::string_view url, std::string* err
     return std::nullopt;
   }
   return address;
+}
+
+bool resolveRedisHost(RedisAddress* address, std::string* error) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* result = nullptr;
+  int rc = getaddrinfo(address->host.c_str(), nullptr, &hints, &result);
+  if (rc != 0 || result == nullptr) {
+    *error = "cannot resolve " + address->host + ": " + gai_strerror(rc);
+    return false;
+  }
+  char text[INET6_ADDRSTRLEN] = {};
+  const void* raw = result->ai_family == AF_INET6
+                        ? static_cast<const void*>(
+                              &reinterpret_cast<sockaddr_in6*>(result->ai_addr)->sin6_addr)
+                        : &reinterpret_cast<sockaddr_in*>(result->ai_addr)->sin_addr;
+  inet_ntop(result->ai_family, raw, text, sizeof text);
+  freeaddrinfo(result);
+  address->host = text;
+  return true;
 }
 
 LeasedBucketStore::LeasedBucketStore(std::unique_ptr<LeaseClient> client, RedisFailure failure,

@@ -32,14 +32,8 @@ namespace wsb::filters {
 
 enum class RedisFailure { Allow, Deny, Local };
 
-// `store = "redis"` options of a rate_limit table.
-struct RedisStoreOptions {
-  std::string url;  // redis://[:password@]host[:port][/db]
-  RedisFailure failure = RedisFailure::Allow;
-};
-
 struct RedisAddress {
-  std::string host;
+  std::string host;  // a numeric address once resolved
   int port = 6379;
   std::string password;  // empty: no AUTH
   int db = 0;
@@ -47,6 +41,15 @@ struct RedisAddress {
 
 // Parses a redis:// URL; nullopt with `error` set when it is not one.
 std::optional<RedisAddress> parseRedisUrl(std::string_view url, std::string* error);
+// Replaces a host name by its first address (at config load, so workers never block on DNS).
+bool resolveRedisHost(RedisAddress* address, std::string* error);
+
+// `store = "redis"` options of a rate_limit table.
+struct RedisStoreOptions {
+  std::string url;  // redis://[:password@]host[:port][/db]
+  RedisAddress address;
+  RedisFailure failure = RedisFailure::Allow;
+};
 
 struct LeaseReply {
   bool ok = false;       // false: Redis did not answer (the client counts the outage)
