@@ -8,7 +8,6 @@
 #include <openssl/sha.h>
 #include <spdlog/spdlog.h>
 
-#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <iterator>
