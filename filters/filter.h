@@ -107,6 +107,11 @@ class FilterCallbacks {
   virtual void reject(int status, std::string_view message, const http::Headers& extra = {}) = 0;
   // Handshake: continue after a hook returned Stop.
   virtual void resumeHandshake() = 0;
+  // Handshake: these Sec-WebSocket-Protocol entries carried credentials (auth.jwt `protocol`).
+  // A WebSocket bridge keeps them from the upstream and echoes the first in the client's 101
+  // when the upstream selects no subprotocol (a browser fails a 101 that selects none of its
+  // offers); bridges without subprotocols ignore it.
+  virtual void consumeProtocols(std::vector<std::string> /*entries*/) {}
 
   // Sends a notice toward `toward`, rendered for that side: an envelope JSON such as
   // {"event":"rate-limit-exceeded","data":{...}} becomes a Socket.IO event on Socket.IO sides

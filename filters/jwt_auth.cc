@@ -74,8 +74,11 @@ std::optional<std::string> jsonString(std::string_view json, std::string_view pa
   return std::string(text);
 }
 
-// A Sec-WebSocket-Protocol entry carrying a token (see the header comment).
-std::optional<std::string> protocolToken(const http::Request& request) {
+// A Sec-WebSocket-Protocol entry carrying a token (see the header comment); `entries` gets the
+// entries that carried it (the marker and the token, or the one prefixed entry).
+std::optional<std::string> protocolToken(const http::Request& request,
+                                         std::vector<std::string>* entries) {
+  std::string_view marker;
   bool after_marker = false;
   for (const http::Header& h : request.headers) {
     if (!http::iequals(h.name, "sec-websocket-protocol")) continue;
@@ -87,11 +90,17 @@ std::optional<std::string> protocolToken(const http::Request& request) {
         entry.remove_prefix(1);
       while (!entry.empty() && (entry.back() == ' ' || entry.back() == '\t'))
         entry.remove_suffix(1);
-      if (after_marker && !entry.empty()) return std::string(entry);
+      if (after_marker && !entry.empty()) {
+        *entries = {std::string(marker), std::string(entry)};
+        return std::string(entry);
+      }
       after_marker = http::iequals(entry, "access_token") || http::iequals(entry, "bearer");
+      if (after_marker) marker = entry;
       for (std::string_view prefix : {"access_token.", "bearer."}) {
-        if (startsWithNoCase(entry, prefix) && entry.size() > prefix.size())
+        if (startsWithNoCase(entry, prefix) && entry.size() > prefix.size()) {
+          *entries = {std::string(entry)};
           return std::string(entry.substr(prefix.size()));
+        }
       }
       if (comma == std::string_view::npos) break;
       rest.remove_prefix(comma + 1);
@@ -100,7 +109,10 @@ std::optional<std::string> protocolToken(const http::Request& request) {
   return std::nullopt;
 }
 
-std::optional<std::string> findToken(const TokenSource& source, const HandshakeContext& context) {
+// The token from one source; a token from Sec-WebSocket-Protocol also names its entries in
+// `protocol_entries`.
+std::optional<std::string> findToken(const TokenSource& source, const HandshakeContext& context,
+                                     std::vector<std::string>* protocol_entries) {
   std::string value;
   switch (source.kind) {
     case TokenSource::Kind::Query:
@@ -123,7 +135,7 @@ std::optional<std::string> findToken(const TokenSource& source, const HandshakeC
       if (context.request.cookie(source.name, &value) && !value.empty()) return value;
       return std::nullopt;
     case TokenSource::Kind::Protocol:
-      return protocolToken(context.request);
+      return protocolToken(context.request, protocol_entries);
     case TokenSource::Kind::SocketioAuth:
       if (context.socketio_auth.empty()) return std::nullopt;
       return jsonString(context.socketio_auth, source.name);
@@ -159,9 +171,11 @@ class JwtAuthFilter final : public Filter {
   Status onHandshake(HandshakeContext& context) override {
     socketio_client_ = context.socketio_client;
     std::optional<std::string> token;
+    std::vector<std::string> protocol_entries;
     for (const TokenSource& source : settings_.sources) {
-      if ((token = findToken(source, context))) break;
+      if ((token = findToken(source, context, &protocol_entries))) break;
     }
+    if (!protocol_entries.empty()) callbacks_.consumeProtocols(std::move(protocol_entries));
     if (!token) {
       if (socketio_client_ && hasSocketioSource()) {
         return Status::Continue;  // the token may come in the CONNECT packet: onConnect decides
@@ -184,8 +198,9 @@ class JwtAuthFilter final : public Filter {
     if (!hasSocketioSource()) return Status::Continue;
     socketio_client_ = true;
     std::optional<std::string> token;
+    std::vector<std::string> protocol_entries;  // already reported at the handshake
     for (const TokenSource& source : settings_.sources) {
-      if ((token = findToken(source, context))) break;
+      if ((token = findToken(source, context, &protocol_entries))) break;
     }
     if (!token) return refuse(401, "missing token");
     jwt::Result<jwt::Claims> claims = verify(*token);

@@ -8,8 +8,10 @@
 // * "cookie:NAME"         the cookie NAME.
 // * "protocol"            a Sec-WebSocket-Protocol entry: the one after an entry "access_token"
 //                         or "bearer" (["access_token", "<jwt>"]), or one written
-//                         "access_token.<jwt>" or "bearer.<jwt>". The proxy must answer with the
-//                         marker entry and keep the token out of the upstream request.
+//                         "access_token.<jwt>" or "bearer.<jwt>". Those entries go to
+//                         FilterCallbacks::consumeProtocols: the proxy keeps them out of the
+//                         upstream request and answers with the first (the marker) unless the
+//                         upstream selected one of the other offered subprotocols.
 // * "socketio_auth:FIELD" a string field of the Socket.IO CONNECT auth payload (dots walk into
 //                         objects: "data.token").
 // * "first_message:FIELD" a string field of the client's first message, a JSON object

@@ -28,9 +28,10 @@ TakeResult combine(TakeResult a, TakeResult b) {
 
 class RateLimitFilter final : public Filter {
  public:
-  RateLimitFilter(std::shared_ptr<const RateLimitSettings> settings,
-                  std::shared_ptr<BucketStore> store, FilterCallbacks& callbacks)
-      : settings_(std::move(settings)), store_(std::move(store)), callbacks_(callbacks) {}
+  // `store` is the factory's store or the worker's Redis-backed one; both outlive the filter.
+  RateLimitFilter(std::shared_ptr<const RateLimitSettings> settings, BucketStore& store,
+                  FilterCallbacks& callbacks)
+      : settings_(std::move(settings)), store_(store), callbacks_(callbacks) {}
 
   Status onHandshake(HandshakeContext& context) override {
     client_ip_ = context.client_ip;
@@ -39,7 +40,7 @@ class RateLimitFilter final : public Filter {
     scratch_ = settings_->name;
     scratch_ += "|connect|";
     scratch_ += context.client_ip;
-    TakeResult r = store_->take(scratch_, limit, 1, callbacks_.clock().now());
+    TakeResult r = store_.take(scratch_, limit, 1, callbacks_.clock().now());
     if (r.allowed) return Status::Continue;
     int64_t ms = std::min<int64_t>(r.retry_after.count(), 86'400'000);
     std::string seconds = std::to_string(std::max<int64_t>(1, (ms + 999) / 1000));
@@ -129,13 +130,13 @@ class RateLimitFilter final : public Filter {
     scratch_ += "|m";
     TakeResult result{true, Duration{0}};
     if (rule.messages.rate > 0) {
-      result = store_->take(scratch_, rule.messages, 1, now, mode);
+      result = store_.take(scratch_, rule.messages, 1, now, mode);
       if (!result.allowed && mode == TakeMode::IfAvailable) return result;
     }
     if (rule.bytes.rate > 0) {
       scratch_.back() = 'b';
       result =
-          combine(result, store_->take(scratch_, rule.bytes, static_cast<double>(size), now, mode));
+          combine(result, store_.take(scratch_, rule.bytes, static_cast<double>(size), now, mode));
     }
     return result;
   }
@@ -158,7 +159,7 @@ class RateLimitFilter final : public Filter {
   }
 
   std::shared_ptr<const RateLimitSettings> settings_;
-  std::shared_ptr<BucketStore> store_;
+  BucketStore& store_;
   FilterCallbacks& callbacks_;
   std::string client_ip_;
   std::string subject_;  // shared keys' prefix, fixed at the first message
@@ -173,7 +174,10 @@ class RateLimitFactory final : public FilterFactory {
       : settings_(std::make_shared<const RateLimitSettings>(std::move(settings))),
         store_(std::move(store)) {}
   std::unique_ptr<Filter> create(FilterCallbacks& callbacks) const override {
-    return std::make_unique<RateLimitFilter>(settings_, store_, callbacks);
+    // Filters are made on their worker's thread, whose Redis connection they use.
+    SharedStores* shared = settings_->redis ? SharedStores::current() : nullptr;
+    BucketStore& store = shared != nullptr ? shared->redis(*settings_->redis) : *store_;
+    return std::make_unique<RateLimitFilter>(settings_, store, callbacks);
   }
 
  private:
@@ -242,6 +246,29 @@ FactoryPtr buildRateLimitFactory(const config::FilterSpec& spec, std::vector<std
   if (direction) {
     s.limit_in = *direction != 1;
     s.limit_out = *direction != 0;
+  }
+  std::optional<size_t> store_kind = reader.oneOf("store", {"local", "redis"});
+  if (store_kind == 1) {
+    RedisStoreOptions redis;
+    redis.url = reader.string("redis", "");
+    std::string error;
+    if (redis.url.empty()) {
+      reader.error(reader.node("store"),
+                   "'store = \"redis\"' needs 'redis = \"redis://host:port/db\"'");
+    } else if (auto address = parseRedisUrl(redis.url, &error);
+               !address || !resolveRedisHost(&*address, &error)) {
+      reader.error(reader.node("redis"), "'redis' " + error);
+    } else {
+      redis.address = *address;
+    }
+    redis.failure = reader.choice(
+        "redis_failure", RedisFailure::Allow,
+        {{"allow", RedisFailure::Allow}, {"deny", RedisFailure::Deny}, {"local", RedisFailure::Local}});
+    s.redis = std::move(redis);
+  } else {
+    for (std::string_view key : {"redis", "redis_failure"}) {
+      if (reader.has(key)) reader.error(reader.node(key), "'" + std::string(key) + "' needs store = \"redis\"");
+    }
   }
   if (const toml::table* events = reader.table("events")) {
     for (auto&& [name, node] : *events) {

@@ -10,6 +10,8 @@
 // Events named in `[filter.NAME.events]` get buckets of their own with their own limits, under
 // the same key (so `key = "ip"` with `chat = {...}` gives each IP one `chat` bucket).
 // Each direction limited (`direction`: in, out or both; default in) has its own buckets.
+// With `store = "redis"` the shared buckets (ip, jwt.<claim>, connections_per_second) are shared
+// by every instance through Redis instead; see filters/lease_store.h for the accuracy.
 //
 // When a bucket is empty: `notify` drops the message and sends `notice` to its sender, `close`
 // closes with 1008, `shape` lets it pass into debt and pauses reading from the sender until the
@@ -19,6 +21,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,6 +29,7 @@
 #include "config/config.h"
 #include "filters/bucket_store.h"
 #include "filters/filter.h"
+#include "filters/lease_store.h"
 
 namespace wsb::filters {
 
@@ -49,6 +53,8 @@ struct RateLimitSettings {
   std::string notice = R"({"event":"rate-limit-exceeded","data":{"message":"too many messages"}})";
   bool limit_in = true;    // client -> upstream
   bool limit_out = false;  // upstream -> client
+  // store = "redis": shared buckets live in Redis (filters/lease_store.h), leased per worker.
+  std::optional<RedisStoreOptions> redis;
 };
 
 // Reads [filter.NAME] with type = "rate_limit"; shared buckets live in

@@ -24,7 +24,6 @@
 namespace wsb::proxy {
 
 namespace {
-constexpr Duration kClientHandshakeTimeout{10000};
 constexpr size_t kHandshakeReadLimit = 2 * 1024 * 1024;  // polling POST bodies
 constexpr Duration kKeepAliveTimeout{60000};
 
@@ -46,6 +45,12 @@ std::string jsonError(std::string_view error, std::string_view key = {}, std::st
   std::string body = "{\"error\":\"" + http::jsonEscape(error) + "\"";
   if (!key.empty()) body += ",\"" + std::string(key) + "\":\"" + http::jsonEscape(value) + "\"";
   return body + "}";
+}
+
+std::string_view trimSpace(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  return text;
 }
 
 bool offered(const std::string* list, std::string_view protocol) {
@@ -98,7 +103,7 @@ void Session::start() {
   bufferevent_setwatermark(client_, EV_READ, 0, kHandshakeReadLimit);
   bufferevent_enable(client_, EV_READ);
   timer_ = std::make_unique<proxy::Timer>(worker_.dispatcher(), [this] { onTimeout(); });
-  timer_->arm(kClientHandshakeTimeout);
+  timer_->arm(listener_.handshake_timeout);
 }
 
 // One deadline at a time, whose meaning depends on the state.
@@ -521,6 +526,27 @@ void Session::appendForwardedHeaders(http::Headers& headers) {
   for (const auto& h : upstream_headers_) headers.push_back(h);
 }
 
+std::string Session::upstreamProtocols() {
+  // The client's offered subprotocols without those that carried credentials.
+  std::string out;
+  for (const auto& h : request_parser_.request().headers) {
+    if (!http::iequals(h.name, "sec-websocket-protocol")) continue;
+    std::string_view rest = h.value;
+    while (!rest.empty()) {
+      size_t comma = rest.find(',');
+      std::string_view entry = trimSpace(rest.substr(0, comma));
+      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+      if (entry.empty()) continue;
+      if (std::find(consumed_protocols_.begin(), consumed_protocols_.end(), entry) !=
+          consumed_protocols_.end())
+        continue;
+      if (!out.empty()) out += ", ";
+      out.append(entry);
+    }
+  }
+  return out;
+}
+
 bool Session::forwardedByFilters(std::string_view name) const {
   // A header a filter sets (a forwarded claim) is never taken from the client.
   for (const auto& h : upstream_headers_) {
@@ -578,9 +604,9 @@ void Session::onUpstreamConnected() {
   headers.push_back({"Connection", "Upgrade"});
   headers.push_back({"Sec-WebSocket-Key", upstream_key_});
   headers.push_back({"Sec-WebSocket-Version", "13"});
-  const std::string* protocol = req.header("sec-websocket-protocol");
-  if (protocol != nullptr && mode_ != Mode::TranslateUp) {
-    headers.push_back({"Sec-WebSocket-Protocol", *protocol});
+  std::string protocols = upstreamProtocols();
+  if (!protocols.empty() && mode_ != Mode::TranslateUp) {
+    headers.push_back({"Sec-WebSocket-Protocol", protocols});
   }
   appendForwardedHeaders(headers);
 
@@ -639,7 +665,6 @@ void Session::handleUpstreamResponse() {
     return;
   }
   http::Response& res = response_parser_->response();
-  const http::Request& req = request_parser_.request();
   if (res.status != 101) {
     // The upstream refused (401, 403, 404 ...): the client hears exactly that.
     http::Response out;
@@ -664,7 +689,8 @@ void Session::handleUpstreamResponse() {
   }
   std::string protocol;
   if (const std::string* p = res.header("sec-websocket-protocol")) {
-    if (!offered(req.header("sec-websocket-protocol"), *p)) {
+    std::string sent = upstreamProtocols();
+    if (!offered(&sent, *p)) {
       onUpstreamFailed("chose a subprotocol the client did not offer");
       return;
     }
@@ -681,7 +707,12 @@ bufferevent* Session::acceptClient(const std::string& protocol) {
   res.headers.push_back({"Connection", "Upgrade"});
   res.headers.push_back(
       {"Sec-WebSocket-Accept", http::computeAcceptKey(*req.header("sec-websocket-key"))});
-  if (!protocol.empty()) res.headers.push_back({"Sec-WebSocket-Protocol", protocol});
+  if (!protocol.empty()) {
+    res.headers.push_back({"Sec-WebSocket-Protocol", protocol});
+  } else if (!consumed_protocols_.empty()) {
+    // The client offered only credentials: it must still hear one of its offers back.
+    res.headers.push_back({"Sec-WebSocket-Protocol", consumed_protocols_.front()});
+  }
   std::string bytes = http::serializeResponse(res);
   bufferevent_write(client_, bytes.data(), bytes.size());
   bufferevent* client = client_;
@@ -1085,6 +1116,7 @@ void Session::nextRequest() {
   response_parser_.reset();
   chain_.reset();
   handshake_.reset();
+  consumed_protocols_.clear();
   upstream_headers_.clear();
   attempts_.clear();
   sticky_endpoint_.reset();

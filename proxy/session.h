@@ -51,6 +51,8 @@ class Session : public Deletable, public filters::FilterCallbacks {
   void pickEndpoints();
   std::string upstreamTarget();
   bool forwardedByFilters(std::string_view name) const;
+  // The Sec-WebSocket-Protocol value sent upstream (empty: none).
+  std::string upstreamProtocols();
   void appendForwardedHeaders(http::Headers& headers);
   // The filters' verdict on a client's Socket.IO CONNECT: nullopt admits it.
   std::optional<std::string> checkConnect(std::string_view auth);
@@ -64,6 +66,9 @@ class Session : public Deletable, public filters::FilterCallbacks {
   // filters::FilterCallbacks
   void reject(int status, std::string_view message, const http::Headers& extra) override;
   void resumeHandshake() override;
+  void consumeProtocols(std::vector<std::string> entries) override {
+    consumed_protocols_ = std::move(entries);
+  }
   void notify(filters::Side toward, std::string_view notice) override;
   void ackError(filters::Side toward, const filters::Event& event,
                 std::string_view args_json) override;
@@ -123,6 +128,7 @@ class Session : public Deletable, public filters::FilterCallbacks {
   std::unique_ptr<filters::HandshakeContext> handshake_;
   http::Headers upstream_headers_;  // added by filters (forwarded claims)
   filters::Attributes attributes_;
+  std::vector<std::string> consumed_protocols_;  // Sec-WebSocket-Protocol entries with credentials
   std::unique_ptr<proxy::Timer> shape_timers_[2];  // client, upstream
   int http_status_ = 0;
   uint32_t requests_served_ = 0;

@@ -3,8 +3,10 @@
 
 #include <netdb.h>
 
+#include <algorithm>
 #include <cstring>
 
+#include "filters/limits.h"
 #include "filters/registry.h"
 
 namespace wsb::proxy {
@@ -28,6 +30,18 @@ bool resolve(const config::Address& address, Endpoint* out, std::string* error) 
   return true;
 }
 
+constexpr std::chrono::milliseconds kDefaultHandshakeTimeout{10000};
+
+// A route's client request deadline: its limits filter's handshake_timeout, or the default.
+std::chrono::milliseconds handshakeTimeoutOf(const std::vector<filters::FactoryPtr>& chain) {
+  for (const auto& factory : chain) {
+    const filters::LimitsSettings* limits = filters::limitsSettings(*factory);
+    if (limits != nullptr && limits->handshake_timeout.count() > 0)
+      return limits->handshake_timeout;
+  }
+  return kDefaultHandshakeTimeout;
+}
+
 std::string hostWithoutPort(std::string_view host) {
   if (!host.empty() && host.front() == '[') {
     size_t end = host.find(']');
@@ -48,6 +62,7 @@ std::shared_ptr<const Snapshot> Snapshot::build(config::ConfigPtr config,
   for (const auto& listener : config->listeners) {
     ListenerRuntime rt;
     rt.config = &listener;
+    rt.handshake_timeout = std::chrono::milliseconds{0};  // the routes below set it
     if (listener.tls()) {
       std::string error;
       rt.tls = makeServerContext(listener.tls_cert, listener.tls_key, &error);
@@ -85,8 +100,16 @@ std::shared_ptr<const Snapshot> Snapshot::build(config::ConfigPtr config,
       auto it = factories.find(name);
       if (it != factories.end()) chain.push_back(it->second);
     }
-    snap->route_filters_.push_back(std::move(chain));
     snap->route_signers_.emplace_back(route.sid_key);
+    // The listener's deadline is the longest of its routes' (see ListenerRuntime).
+    for (ListenerRuntime& listener : snap->listeners_) {
+      if (listener.config->name != route.listener) continue;
+      listener.handshake_timeout = std::max(listener.handshake_timeout, handshakeTimeoutOf(chain));
+    }
+    snap->route_filters_.push_back(std::move(chain));
+  }
+  for (ListenerRuntime& listener : snap->listeners_) {
+    if (listener.handshake_timeout.count() == 0) listener.handshake_timeout = kDefaultHandshakeTimeout;
   }
   if (errors->size() != before) return nullptr;
   return snap;

@@ -4,6 +4,7 @@
 
 #include <sys/socket.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -32,6 +33,10 @@ struct ClusterRuntime {
 struct ListenerRuntime {
   const config::Listener* config = nullptr;
   SslCtxPtr tls;  // set for wss listeners
+  // How long a client has from accept to send its whole request. The route is unknown until
+  // the request is parsed, so this is the longest `handshake_timeout` of the limits filters on
+  // the listener's routes, a route without one counting as the default 10 s.
+  std::chrono::milliseconds handshake_timeout{10000};
 };
 
 class Snapshot {

@@ -11,6 +11,7 @@
 
 #include <cstring>
 
+#include "proxy/redis_leases.h"
 #include "proxy/session.h"
 #include "proxy/translate_down.h"
 
@@ -102,7 +103,13 @@ bool Worker::bind(std::string* error) {
 }
 
 void Worker::start() {
-  thread_ = std::thread([this] { dispatcher_.run(); });
+  thread_ = std::thread([this] {
+    // Redis-backed rate-limit stores live on this loop, and end with it.
+    WorkerSharedStores shared(dispatcher_);
+    filters::SharedStores::setCurrent(&shared);
+    dispatcher_.run();
+    filters::SharedStores::setCurrent(nullptr);
+  });
 }
 
 void Worker::join() {

@@ -14,8 +14,8 @@ function jwt(payload, secret = SECRET) {
   return `${body}.${sig}`;
 }
 
-async function relayWith(filterToml, filterNames) {
-  const echo = await h.startPeer('ws-echo.js');
+async function relayWith(filterToml, filterNames, echoArgs = []) {
+  const echo = await h.startPeer('ws-echo.js', echoArgs);
   const port = await h.freePort();
   await h.startWsbridge(h.relayConfig({
     port,
@@ -61,6 +61,56 @@ h.test('auth.jwt: no token 401, bad token 403, valid token reaches the backend w
   ws.send('hello');
   assert.equal((await q.next()).data.toString(), 'hello');
   ws.close(1000);
+});
+
+h.test('auth.jwt protocol: the token entries stay off the upstream, the 101 echoes the marker',
+       async () => {
+  const {echo, port} = await relayWith(JWT_FILTER.replace('["query:token"]', '["protocol"]'),
+                                       ['jwt'], ['--protocols', 'chat']);
+  const token = jwt({sub: 'alice'});
+  // Only credentials offered: the upstream sees no subprotocol, the client gets its marker.
+  let ws = await h.wsConnect(`ws://127.0.0.1:${port}/`, ['access_token', token]);
+  assert.equal(ws.protocol, 'access_token');
+  let conn = await echo.waitFor((o) => o.event === 'connection' && o.id === 1, 5000, 'backend 1');
+  assert.equal(conn.offered, null);
+  assert.equal(conn.headers['x-user-id'], 'alice');
+  ws.close(1000);
+
+  // A real subprotocol next to the credentials: it goes up alone and the upstream's pick wins.
+  ws = await h.wsConnect(`ws://127.0.0.1:${port}/`, ['chat', 'access_token', token]);
+  assert.equal(ws.protocol, 'chat');
+  conn = await echo.waitFor((o) => o.event === 'connection' && o.id === 2, 5000, 'backend 2');
+  assert.equal(conn.offered, 'chat');
+  assert.equal(conn.protocol, 'chat');
+  const q = h.messageQueue(ws);
+  ws.send('hello');
+  assert.equal((await q.next()).data.toString(), 'hello');
+  ws.close(1000);
+
+  // A bad token in the protocol header is still refused at the handshake.
+  const c = await h.rawConnect(port);
+  const res = await c.handshake('/', {'Sec-WebSocket-Protocol': `access_token, ${jwt({sub: 'x'}, 'bad')}`});
+  assert.equal(res.status, 403);
+  assert.deepEqual(JSON.parse(res.body), {error: 'invalid token'});
+});
+
+h.test('limits.handshake_timeout: a client that sends half a request gets 408 and is closed',
+       async () => {
+  const {port} = await relayWith(`
+[filter.size]
+type = "limits"
+handshake_timeout = "700ms"
+`, ['size']);
+  const c = await h.rawConnect(port);
+  const start = Date.now();
+  c.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n');
+  const res = await c.readResponse(5000);
+  const elapsed = Date.now() - start;
+  assert.equal(res.status, 408);
+  assert.deepEqual(JSON.parse(res.body), {error: 'handshake timeout'});
+  await h.withTimeout(c.closed, 5000, 'close after the 408');
+  // Generous bounds: not at once, and well before the 10 s default.
+  assert.ok(elapsed >= 600 && elapsed < 5000, `408 after ${elapsed} ms`);
 });
 
 h.test('rate_limit notify: 20 messages at once against 5/s burst 5 give 5 echoes and 15 notices',

@@ -64,6 +64,9 @@ class FakeCallbacks final : public FilterCallbacks {
     calls.push_back(line);
   }
   void resumeHandshake() override { calls.push_back("resume"); }
+  void consumeProtocols(std::vector<std::string> entries) override {
+    consumed_protocols = std::move(entries);
+  }
   void notify(Side toward, std::string_view notice) override {
     calls.push_back(std::string("notify ") + sideName(toward) + " " + std::string(notice));
   }
@@ -145,6 +148,7 @@ class FakeCallbacks final : public FilterCallbacks {
   bool pingable = true;  // what ping() answers: false for a side without a WebSocket
   std::vector<Rejection> rejections;
   std::vector<Closing> closings;
+  std::vector<std::string> consumed_protocols;
 
  private:
   std::vector<ManualTimer*> timers_;

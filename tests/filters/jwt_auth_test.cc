@@ -191,14 +191,26 @@ TEST_CASE("auth.jwt reads a token from Sec-WebSocket-Protocol") {
   Connection pair(factory);
   pair.hs.header("Sec-WebSocket-Protocol", "chat, access_token, " + alice());
   CHECK(pair.handshake() == Status::Continue);
+  // The marker and the token are the proxy's to strip; "chat" still goes upstream.
+  CHECK(pair.cb.consumed_protocols == std::vector<std::string>{"access_token", alice()});
   Connection prefixed(factory);
   prefixed.hs.header("Sec-WebSocket-Protocol", "chat")
       .header("Sec-WebSocket-Protocol", "bearer." + alice());
   CHECK(prefixed.handshake() == Status::Continue);
+  CHECK(prefixed.cb.consumed_protocols == std::vector<std::string>{"bearer." + alice()});
   Connection plain(factory);
   plain.hs.header("Sec-WebSocket-Protocol", "chat, " + alice());
   CHECK(plain.handshake() == Status::Stop);
   CHECK(plain.cb.take() == Calls{"reject 401 missing token"});
+  CHECK(plain.cb.consumed_protocols.empty());
+}
+
+TEST_CASE("auth.jwt leaves Sec-WebSocket-Protocol alone when another source has the token") {
+  FactoryPtr factory = build(hsConfig("token_from = ['query:token', 'protocol']\n"));
+  Connection c(factory);
+  c.hs.query("token=" + alice()).header("Sec-WebSocket-Protocol", "access_token, other");
+  CHECK(c.handshake() == Status::Continue);
+  CHECK(c.cb.consumed_protocols.empty());
 }
 
 TEST_CASE("auth.jwt reads a field of the Socket.IO CONNECT auth payload") {
