@@ -23,22 +23,6 @@ void replace(evbuffer* payload, std::string_view text) {
 
 constexpr char kV3MessageType = 0x04;  // v3 binary frames start with the packet type
 
-// A v5 server's CONNECT reply or CONNECT_ERROR as a v4 client expects it: `0[/nsp,]` without the
-// sid, `4[/nsp,]"message"`. Other packets are identical in v4 and v5 and come back empty.
-std::string toSioV4(std::string_view packet) {
-  if (packet.empty() || (packet[0] != '0' && packet[0] != '4')) return {};
-  sio::Packet decoded;
-  if (sio::decodePacket(packet, &decoded) != sio::DecodeError::None) return {};
-  std::string out;
-  if (decoded.type == sio::PacketType::Connect) {
-    sio::appendConnectReply(out, sio::Version::V4, decoded.nsp, {});
-  } else {
-    sio::JsonReader reader;
-    const std::string_view message = sio::connectErrorMessage(decoded, reader).value_or("");
-    sio::appendConnectError(out, sio::Version::V4, decoded.nsp, message);
-  }
-  return out;
-}
 }  // namespace
 
 EioRelay::EioRelay(Dispatcher& dispatcher, MaskSource& masks, bufferevent* client,
@@ -163,18 +147,9 @@ bool EioRelay::adaptFromClientV3(std::string_view text, evbuffer* payload) {
   }
   if (text.size() < 2 || text[1] != '0') return inspectFromClient(text);
   // CONNECT: v4 puts the auth in the namespace's query; "/" is already connected.
-  sio::Packet connect;
-  if (sio::decodePacket(text.substr(1), &connect, {sio::Version::V4}) != sio::DecodeError::None) {
-    return inspectFromClient(text);  // the inspector reports it
-  }
-  std::string_view nsp, query;
-  sio::splitNamespace(connect.nsp, &nsp, &query);
-  if (nsp == "/") return false;
-  std::string auth;
-  if (!query.empty()) sio::appendQueryAsJson(auth, query);
-  std::string v5 = "4";
-  sio::appendConnect(v5, nsp, auth);
-  replace(payload, v5);
+  const std::string v5 = connectToSioV5(text.substr(1));
+  if (v5.empty()) return false;
+  replace(payload, "4" + v5);
   return inspectFromClient(view(payload));
 }
 

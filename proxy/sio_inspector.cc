@@ -94,4 +94,34 @@ std::string renderAckMessage(std::string_view nsp, uint64_t id, std::string_view
   return out;
 }
 
+std::string toSioV4(std::string_view packet) {
+  if (packet.empty() || (packet[0] != '0' && packet[0] != '4')) return {};
+  sio::Packet decoded;
+  if (sio::decodePacket(packet, &decoded) != sio::DecodeError::None) return {};
+  std::string out;
+  if (decoded.type == sio::PacketType::Connect) {
+    sio::appendConnectReply(out, sio::Version::V4, decoded.nsp, {});
+  } else {
+    sio::JsonReader reader;
+    const std::string_view message = sio::connectErrorMessage(decoded, reader).value_or("");
+    sio::appendConnectError(out, sio::Version::V4, decoded.nsp, message);
+  }
+  return out;
+}
+
+std::string connectToSioV5(std::string_view packet) {
+  sio::Packet connect;
+  if (sio::decodePacket(packet, &connect, {sio::Version::V4}) != sio::DecodeError::None) {
+    return std::string(packet);
+  }
+  std::string_view nsp, query;
+  sio::splitNamespace(connect.nsp, &nsp, &query);
+  if (nsp == "/") return {};
+  std::string auth;
+  if (!query.empty()) sio::appendQueryAsJson(auth, query);
+  std::string out;
+  sio::appendConnect(out, nsp, auth);
+  return out;
+}
+
 }  // namespace wsb::proxy

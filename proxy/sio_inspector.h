@@ -54,4 +54,13 @@ std::string renderNoticeMessage(std::string_view notice, std::string_view nsp);
 // The Engine.IO message text `4` + ACK <nsp,><id><args_json>.
 std::string renderAckMessage(std::string_view nsp, uint64_t id, std::string_view args_json);
 
+// Socket.IO v4 clients (socket.io-client 2.x) on v5 servers, packets without the Engine.IO `4`:
+// A v5 server's CONNECT reply or CONNECT_ERROR as a v4 client expects it: `0[/nsp,]` without the
+// sid, `4[/nsp,]"message"`. Other packets are identical in v4 and v5 and come back empty.
+std::string toSioV4(std::string_view packet);
+// A v4 client's CONNECT (`0/admin?token=1,`) as a v5 server expects it (`0/admin,{"token":"1"}`).
+// Empty for the default namespace, which v4 connects implicitly; unchanged when it does not
+// decode (the receiver rejects it).
+std::string connectToSioV5(std::string_view packet);
+
 }  // namespace wsb::proxy

@@ -29,8 +29,8 @@
 #include "codec/envelope.h"
 #include "codec/socketio.h"
 #include "filters/chain.h"
-#include "filters/heartbeat.h"
 #include "proxy/eio_server.h"
+#include "proxy/eio_server_app.h"
 #include "proxy/upstream.h"
 #include "proxy/sio_inspector.h"
 #include "proxy/worker.h"
@@ -126,93 +126,29 @@ struct NamespaceLink final : Deletable {
   std::map<uint64_t, uint64_t> upstream_acks;   // our id -> the upstream's envelope ack id
 };
 
-class TranslateDownSession final : public Deletable,
-                                   public EioApp,
-                                   public filters::FilterCallbacks,
-                                   public WsEndpointOwner {
+class TranslateDownSession final : public EioServerApp, public WsEndpointOwner {
  public:
-  // The handshake decision: an HTTP response refusing the session, or empty to go on.
-  using Admitted = std::function<void(std::string rejection)>;
-
   TranslateDownSession(Worker& worker, SnapshotPtr snapshot, const config::Route& route,
                        const ListenerRuntime& listener, http::Request handshake,
                        std::string client_ip)
-      : worker_(worker),
-        snapshot_(std::move(snapshot)),
-        route_(route),
-        listener_(listener),
-        cluster_(snapshot_->cluster(route.cluster)),
-        handshake_request_(std::move(handshake)),
-        client_ip_(std::move(client_ip)),
+      : EioServerApp(worker, std::move(snapshot), route, listener, std::move(handshake),
+                     std::move(client_ip)),
         shape_(route.envelope == config::Envelope::Array ? envelope::Shape::Array
                                                          : envelope::Shape::Json) {
-    EioSessionOptions options;
-    options.ping_interval = route.ping_interval;
-    options.ping_timeout = route.ping_timeout;
-    options.max_payload = route.max_payload;
-    options.allow_upgrade = std::find(route.transports.begin(), route.transports.end(),
-                                      config::Transport::WebSocket) != route.transports.end();
-    options.ws.max_message = std::min<uint64_t>(route.max_message, route.max_payload);
-    // A heartbeat filter on the route sets the Engine.IO heartbeat wsbridge serves.
-    for (const auto& factory : snapshot_->filtersOf(route)) {
-      const filters::HeartbeatSettings* heartbeat = filters::heartbeatSettings(*factory);
-      if (heartbeat != nullptr && heartbeat->ping_interval.count() > 0) {
-        options.ping_interval = heartbeat->ping_interval;
-        options.ping_timeout = heartbeat->ping_timeout;
-      }
-    }
-    std::string version;
-    if (handshake_request_.queryParam("EIO", &version) && version == "3") {
-      // socket.io-client 2.x: Engine.IO v3 and Socket.IO v4 (checked against allow_eio3).
-      options.version = eio::Version::V3;
-      std::string b64;
-      options.supports_binary = !handshake_request_.queryParam("b64", &b64);
-      sio_version_ = sio::Version::V4;
-    }
+    EioSessionOptions options = sessionOptions();
+    // socket.io-client 2.x speaks Socket.IO v4 over Engine.IO v3.
+    if (options.version == eio::Version::V3) sio_version_ = sio::Version::V4;
     upstream_options_.max_message = route.max_message;
     eio_ = std::make_unique<EioSession>(worker.dispatcher(), worker.masks(), makeBase64Id(),
                                         options, *this);
-    LiveObjects::instance().add(&worker.dispatcher(), this, [this] {
-      if (open_) close(ws::close_code::kGoingAway, "server shutting down");
-    });
   }
 
   ~TranslateDownSession() override {
-    LiveObjects::instance().remove(this);
     links_.clear();
     eio_.reset();
   }
 
-  EioSession& eio() { return *eio_; }
-
-  // Runs the route's handshake filters on the session's first request.
-  void admit(Admitted admitted) {
-    admitted_ = std::move(admitted);
-    const auto& factories = snapshot_->filtersOf(route_);
-    if (!factories.empty()) {
-      chain_ = std::make_unique<filters::FilterChain>(factories, *this);
-      context_ = std::make_unique<filters::HandshakeContext>(filters::HandshakeContext{
-          handshake_request_, client_ip_, route_, upstream_headers_, true, {}});
-      if (chain_->runHandshake(*context_) == filters::Status::Stop) return;
-    }
-    decide({});
-  }
-
-  // The connection that asked went away, or the handshake was refused: nothing was opened.
-  void discard() {
-    if (discarded_) return;
-    discarded_ = true;
-    admitted_ = nullptr;
-    worker_.dispatcher().deferDelete(std::unique_ptr<Deletable>(this));
-  }
-
-  // After the OPEN went out.
-  void opened() {
-    open_ = true;
-    if (chain_) chain_->onEstablished();
-    // Socket.IO v4 connects every client to "/" unasked.
-    if (sio_version_ == sio::Version::V4) join("/", {});
-  }
+  EioSession& eio() override { return *eio_; }
 
   // ---- EioApp ----
 
@@ -287,25 +223,10 @@ class TranslateDownSession final : public Deletable,
 
   // ---- filters::FilterCallbacks ----
 
-  void reject(int status, std::string_view message, const http::Headers& extra) override {
-    if (admitted_) {
-      Admitted admitted = std::move(admitted_);
-      admitted_ = nullptr;
-      admitted(http::errorResponse(status, jsonError(message), extra));
-      return;
-    }
-    close(ws::close_code::kPolicy, message);
-  }
-
-  void resumeHandshake() override {
-    if (!admitted_ || !chain_ || !context_) return;
-    if (chain_->resumeHandshake(*context_) == filters::Status::Stop) return;
-    decide({});
-  }
-
   void notify(filters::Side toward, std::string_view notice) override {
     if (toward == filters::Side::Client) {
-      eio_->send(renderNoticeMessage(notice, "/"));
+      // The rendering is an Engine.IO message ("42[...]"); the session adds the "4" itself.
+      eio_->send(std::string_view(renderNoticeMessage(notice, "/")).substr(1));
       return;
     }
     for (auto& link : links_) {
@@ -317,7 +238,7 @@ class TranslateDownSession final : public Deletable,
                 std::string_view args_json) override {
     if (!event.ack) return;
     if (toward == filters::Side::Client) {
-      eio_->send(renderAckMessage(event.nsp, *event.ack, args_json));
+      eio_->send(std::string_view(renderAckMessage(event.nsp, *event.ack, args_json)).substr(1));
       return;
     }
     NamespaceLink* link = find(event.nsp);
@@ -357,22 +278,6 @@ class TranslateDownSession final : public Deletable,
     }
     shape_timer_->arm(delay);
   }
-
-  std::unique_ptr<filters::FilterCallbacks::Timer> createTimer(std::function<void()> cb) override {
-    class FilterTimer final : public filters::FilterCallbacks::Timer {
-     public:
-      FilterTimer(Dispatcher& d, std::function<void()> cb) : timer_(d, std::move(cb)) {}
-      void arm(Duration after) override { timer_.arm(after); }
-      void cancel() override { timer_.cancel(); }
-
-     private:
-      proxy::Timer timer_;
-    };
-    return std::make_unique<FilterTimer>(worker_.dispatcher(), std::move(cb));
-  }
-
-  const filters::Clock& clock() const override { return filters::SystemClock::instance(); }
-  filters::Attributes& attributes() override { return attributes_; }
 
   // ---- WsEndpointOwner (the namespaces' upstream sockets) ----
 
@@ -432,11 +337,9 @@ class TranslateDownSession final : public Deletable,
   }
 
  private:
-  void decide(std::string rejection) {
-    if (!admitted_) return;
-    Admitted admitted = std::move(admitted_);
-    admitted_ = nullptr;
-    admitted(std::move(rejection));
+  // Socket.IO v4 connects every client to "/" unasked.
+  void onOpened() override {
+    if (sio_version_ == sio::Version::V4) join("/", {});
   }
 
   // A Socket.IO protocol violation: the ref server closes the whole connection.
@@ -735,32 +638,16 @@ class TranslateDownSession final : public Deletable,
     sendPacket(packet, views);
   }
 
-  Worker& worker_;
-  SnapshotPtr snapshot_;
-  const config::Route& route_;
-  const ListenerRuntime& listener_;
-  const ClusterRuntime* cluster_;
-  http::Request handshake_request_;
-  std::string client_ip_;
   envelope::Shape shape_;
   WsEndpointOptions upstream_options_;
   std::unique_ptr<EioSession> eio_;
   std::vector<std::unique_ptr<NamespaceLink>> links_;
-
-  std::unique_ptr<filters::FilterChain> chain_;
-  std::unique_ptr<filters::HandshakeContext> context_;
-  http::Headers upstream_headers_;
-  filters::Attributes attributes_;
-  filters::CloseInfo close_info_;
   std::unique_ptr<proxy::Timer> shape_timer_;
-  Admitted admitted_;
 
   sio::Version sio_version_ = sio::Version::V5;
   sio::JsonReader reader_;
   sio::Reassembler reassembler_;
-  bool open_ = false;
   bool eio_finished_ = false;
-  bool discarded_ = false;
 };
 
 // ---- the HTTP front ----------------------------------------------------------------------------

@@ -1,0 +1,75 @@
+// What EioConnection serves over one Engine.IO session: translate down's Socket.IO server, or
+// the Engine.IO v3 pass-through adapter. The base holds what they share: the handshake filters,
+// the filter callbacks every such app answers alike, the route's Engine.IO options, and the
+// registration that lets SIGTERM drain it.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "codec/http1.h"
+#include "filters/chain.h"
+#include "proxy/dispatcher.h"
+#include "proxy/eio_server.h"
+#include "proxy/snapshot.h"
+
+namespace wsb::proxy {
+
+class Worker;
+
+class EioServerApp : public Deletable, public EioApp, public filters::FilterCallbacks {
+ public:
+  // The handshake decision: an HTTP response refusing the session, or empty to go on.
+  using Admitted = std::function<void(std::string rejection)>;
+
+  EioServerApp(Worker& worker, SnapshotPtr snapshot, const config::Route& route,
+               const ListenerRuntime& listener, http::Request handshake, std::string client_ip);
+  ~EioServerApp() override;
+
+  virtual EioSession& eio() = 0;
+
+  // Runs the route's handshake filters on the session's first request, then ready().
+  void admit(Admitted admitted);
+  // The connection that asked went away, or the handshake was refused: nothing was opened.
+  void discard();
+  // After the OPEN went out.
+  void opened();
+
+  // filters::FilterCallbacks shared by every app
+  void reject(int status, std::string_view message, const http::Headers& extra) override;
+  void resumeHandshake() override;
+  std::unique_ptr<filters::FilterCallbacks::Timer> createTimer(std::function<void()> cb) override;
+  const filters::Clock& clock() const override { return filters::SystemClock::instance(); }
+  filters::Attributes& attributes() override { return attributes_; }
+
+ protected:
+  // The filters let the session in: answer decide({}) now, or once what it needs is ready.
+  virtual void ready() { decide({}); }
+  virtual void onOpened() {}
+  void decide(std::string rejection);
+  // The Engine.IO options of the route: its heartbeat (a heartbeat filter's, if any), payload
+  // limit and transports, and v3 framing for an EIO=3 handshake.
+  EioSessionOptions sessionOptions() const;
+
+  Worker& worker_;
+  SnapshotPtr snapshot_;
+  const config::Route& route_;
+  const ListenerRuntime& listener_;
+  const ClusterRuntime* cluster_;
+  http::Request handshake_request_;
+  std::string client_ip_;
+
+  std::unique_ptr<filters::FilterChain> chain_;
+  std::unique_ptr<filters::HandshakeContext> context_;
+  http::Headers upstream_headers_;  // added by filters (forwarded claims)
+  filters::Attributes attributes_;
+  filters::CloseInfo close_info_;
+  bool open_ = false;
+  bool discarded_ = false;
+
+ private:
+  Admitted admitted_;
+};
+
+}  // namespace wsb::proxy
