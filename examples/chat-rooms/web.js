@@ -16,7 +16,9 @@ const port = Number(process.env.PORT ?? 8000);
 const bridge = process.env.WSBRIDGE_URL || 'http://127.0.0.1:8080';
 const page = fs.readFileSync(path.join(__dirname, 'public', 'index.html'), 'utf8')
                  .replace('{{WSBRIDGE_URL}}', bridge);
-const client = fs.readFileSync(require.resolve('socket.io-client/dist/socket.io.min.js'));
+// The package's exports hide dist/, so find it next to the package's main file.
+const clientDir = path.join(path.dirname(require.resolve('socket.io-client')), '..', '..', 'dist');
+const client = fs.readFileSync(path.join(clientDir, 'socket.io.min.js'));
 
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://localhost');

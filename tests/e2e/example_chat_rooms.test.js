@@ -8,11 +8,10 @@
 
 const path = require('node:path');
 const h = require('./lib/harness');
-const {startChatRooms} = require('./lib/chat_rooms');
+const {startChatRooms} = require('./lib/chat_rooms');  // sets JWT_SECRET
 
 const {assert} = h;
 const EXAMPLE = path.join(__dirname, '..', '..', 'examples', 'chat-rooms');
-process.env.JWT_SECRET = 'e2e-chat-rooms-secret';  // before jwt.js reads it
 const jwt = require(path.join(EXAMPLE, 'jwt'));
 const {io} = require('socket.io-client');
 
@@ -82,6 +81,11 @@ h.test('two users on different server processes: login, rooms and seats, group a
 
   assert.deepEqual(await alice.emit('joinroom', {room: 'lobby'}), {room: 'lobby', seats: ['alice']});
   await alice.waitFor('seat-update');
+  // Alice's private word reaches bob's process after her seat update did (one Redis connection
+  // each way keeps the order), so bob joins only once that update has gone by.
+  assert.deepEqual(await alice.emit('private-message', {to: 'bob', text: 'join lobby?'}),
+                   {ok: true});
+  await bob.waitFor('private-message');
   assert.deepEqual(await bob.emit('joinroom', {room: 'lobby'}),
                    {room: 'lobby', seats: ['alice', 'bob']});
   await Promise.all([alice.waitFor('seat-update', 2), bob.waitFor('seat-update')]);
@@ -108,6 +112,7 @@ h.test('two users on different server processes: login, rooms and seats, group a
     group('alice', 'bye'),
   ]);
   assert.deepEqual(bob.take(), [
+    ['private-message', {from: 'alice', text: 'join lobby?'}],
     ['seat-update', {room: 'lobby', seats: ['alice', 'bob']}],
     group('alice', 'hi all'),
     ['avatar-updated', {user: 'alice', avatar: 'alice-2.png'}],
@@ -119,6 +124,7 @@ h.test('two users on different server processes: login, rooms and seats, group a
   const [sa, sb] = a.server === 'a' ? servers : [servers[1], servers[0]];
   assert.deepEqual(handled(sa, 'group-message'), ['alice', 'alice']);
   assert.deepEqual(handled(sb, 'group-message'), []);
+  assert.deepEqual(handled(sa, 'private-message'), ['alice']);
   assert.deepEqual(handled(sb, 'private-message'), ['bob']);
 }, {timeout: 30000});
 

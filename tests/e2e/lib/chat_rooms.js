@@ -9,6 +9,8 @@ const path = require('node:path');
 const h = require('./harness');
 
 const EXAMPLE = path.join(__dirname, '..', '..', '..', 'examples', 'chat-rooms');
+// One secret for the servers, web.js, wsbridge and the tests' own tokens (before jwt.js reads it).
+process.env.JWT_SECRET = 'e2e-chat-rooms-secret';
 
 async function startRedis() {
   const port = await h.freePort();
