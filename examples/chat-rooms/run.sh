@@ -14,7 +14,7 @@ export JWT_SECRET="${JWT_SECRET:-chat-rooms-demo-secret}"
 REDIS_PORT="${REDIS_PORT:-6390}"
 WEB_PORT="${WEB_PORT:-8000}"
 
-bin="$root/build/wsbridge"
+bin="${WSBRIDGE_BIN:-$root/build/wsbridge}"   # WSBRIDGE_BIN: use another build
 if [[ ! -x "$bin" ]]; then
   cmake -S "$root" -B "$root/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   cmake --build "$root/build" -j"$(nproc 2>/dev/null || echo 2)" --target wsbridge
@@ -27,10 +27,10 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT INT TERM
 
 # Loopback only, nothing written to disk: the adapter's pub/sub needs no persistence.
-redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
-  --loglevel warning &
+redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no >/dev/null &
 pids+=($!)
-until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do sleep 0.1; done
+for _ in {1..50}; do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+redis-cli -p "$REDIS_PORT" ping >/dev/null || { echo "redis did not start on $REDIS_PORT" >&2; exit 1; }
 
 page="http://127.0.0.1:$WEB_PORT"
 for s in A B; do

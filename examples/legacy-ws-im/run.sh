@@ -10,7 +10,7 @@ root="$(cd "$here/../.." && pwd)"
 export WSBRIDGE_PORT="${WSBRIDGE_PORT:-8080}"
 export IM_SERVER_PORT="${IM_SERVER_PORT:-9000}"
 
-bin="$root/build/wsbridge"
+bin="${WSBRIDGE_BIN:-$root/build/wsbridge}"   # WSBRIDGE_BIN: use another build
 if [[ ! -x "$bin" ]]; then
   cmake -S "$root" -B "$root/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   cmake --build "$root/build" -j"$(nproc 2>/dev/null || echo 2)" --target wsbridge
