@@ -13,8 +13,8 @@
 #include <functional>
 
 #include "codec/engineio.h"
-#include "proxy/eio_relay.h"
 #include "proxy/connect_claims.h"
+#include "proxy/eio_relay.h"
 #include "proxy/notice_box.h"
 #include "proxy/sio_inspector.h"
 #include "proxy/translate_down.h"
