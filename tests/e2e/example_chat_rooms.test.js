@@ -122,6 +122,9 @@ h.test('two users on different server processes: login, rooms and seats, group a
   // Each message was handled once, by the process of its sender; the other got it via Redis.
   const handled = (s, event) => s.lines.filter((o) => o.event === event).map((o) => o.from);
   const [sa, sb] = a.server === 'a' ? servers : [servers[1], servers[0]];
+  // The servers' log lines may trail what the clients received.
+  await sa.waitFor((o) => o.event === 'group-message' && o.text === 'bye');
+  await sb.waitFor((o) => o.event === 'private-message');
   assert.deepEqual(handled(sa, 'group-message'), ['alice', 'alice']);
   assert.deepEqual(handled(sb, 'group-message'), []);
   assert.deepEqual(handled(sa, 'private-message'), ['alice']);
@@ -245,7 +248,9 @@ h.test('bad, expired, foreign or missing token: connect_error "unauthorized" on 
     }
   }
   const good = new User(base, 'kim');
-  assert.equal((await good.login()).user, 'kim');
+  const kim = await good.login();
+  assert.equal(kim.user, 'kim');
+  await servers[kim.server === 'a' ? 0 : 1].waitFor((o) => o.event === 'connection');
   const conns = servers.flatMap((s) => s.lines.filter((o) => o.event === 'connection'));
   assert.deepEqual(conns.map((o) => o.user), ['kim']);
 }, {timeout: 30000});

@@ -69,6 +69,9 @@ h.test('two browser users on different server processes chat in a room and priva
   for (const s of servers) {
     assert.deepEqual(s.lines.filter((o) => o.event === 'connection_error'), []);
   }
+  const serverNamed = (name) => servers.find((s) => s.info.server === name);
+  await serverNamed(serverOf(aliceLog)).waitFor((o) => o.event === 'upgrade');  // logs may trail
+  await serverNamed(serverOf(bobLog)).waitFor((o) => o.event === 'upgrade');
   assert.deepEqual(servers.flatMap((s) => s.lines.filter((o) => o.event === 'upgrade'))
                        .map((o) => o.user).sort(), ['alice', 'bob']);
   t.log(`screenshots: ${await screenshot(alice, 'example_chat_rooms_alice')}, ` +

@@ -131,6 +131,7 @@ h.test('raw ws and socket.io users chat both ways; wsbridge answers the text pin
   const direct = await RawUser.connect(`ws://127.0.0.1:${server.port}/`, 'direct');
   direct.ws.send('ping');
   await direct.waitFor('pong');
+  await server.waitFor((o) => o.event === 'text-ping');  // its log line may trail the pong
   assert.deepEqual(server.lines.filter((o) => o.event === 'text-ping'),
                    [{event: 'text-ping', name: 'direct', count: 1}]);
 }, {timeout: 30000});
