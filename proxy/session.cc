@@ -13,6 +13,7 @@
 #include <functional>
 
 #include "codec/engineio.h"
+#include "proxy/connect_claims.h"
 #include "proxy/eio_relay.h"
 #include "proxy/notice_box.h"
 #include "proxy/sio_inspector.h"
@@ -505,8 +506,20 @@ std::optional<std::string> Session::checkConnect(std::string_view auth) {
   filters::Status status = chain_->onConnect(*handshake_);
   in_connect_check_ = false;
   handshake_->socketio_auth = {};
-  if (status == filters::Status::Continue) return std::nullopt;
+  if (status == filters::Status::Continue) {
+    if (!client_sid_.empty()) rememberConnectAttributes(client_sid_, attributes_);
+    return std::nullopt;
+  }
   return connect_refusal_ ? *connect_refusal_ : std::string("unauthorized");
+}
+
+filters::Attributes& Session::attributes() {
+  // A later request of a pass-through session gets what the session's CONNECT earned, looked up
+  // when first asked for: the upgrade request may have started before the CONNECT was checked.
+  if (attributes_.empty() && !client_sid_.empty()) {
+    attributes_ = recallConnectAttributes(client_sid_);
+  }
+  return attributes_;
 }
 
 void Session::appendForwardedHeaders(http::Headers& headers) {
@@ -1118,6 +1131,7 @@ void Session::nextRequest() {
   handshake_.reset();
   consumed_protocols_.clear();
   upstream_headers_.clear();
+  attributes_.clear();  // the next request may belong to another session or user
   attempts_.clear();
   sticky_endpoint_.reset();
   client_sid_.clear();

@@ -77,7 +77,7 @@ class Session : public Deletable, public filters::FilterCallbacks {
   void pauseReading(filters::Side side, Duration delay) override;
   std::unique_ptr<filters::FilterCallbacks::Timer> createTimer(std::function<void()> cb) override;
   const filters::Clock& clock() const override;
-  filters::Attributes& attributes() override { return attributes_; }
+  filters::Attributes& attributes() override;
   // Sends a complete HTTP response and closes the client once it is written.
   void respond(std::string response);
   void respondError(int status, std::string_view error, const http::Headers& extra = {});

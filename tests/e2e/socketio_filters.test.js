@@ -105,3 +105,38 @@ action = "notify"
   assert.equal(notices, 7);
   assert.deepEqual(noticeData[0], {message: 'too many messages'});
 });
+
+for (const transports of [['polling'], ['polling', 'websocket']]) {
+  h.test(`rate_limit keyed on jwt.sub over ${transports.join('+')}: each user has a bucket of ` +
+         'their own though all come from one IP and the token came in an earlier request',
+         async () => {
+    if (h.direct) throw new h.Skip('needs wsbridge');
+    const {port} = await passthrough(`${JWT}
+[filter.limit]
+type = "rate_limit"
+key = "jwt.sub"
+messages_per_second = 1
+burst = 3
+action = "notify"
+`, ['jwt', 'limit']);
+    const url = `http://127.0.0.1:${port}`;
+    // Events arrive on later requests than the CONNECT did (polling POSTs, the upgraded socket).
+    const users = await Promise.all(['ann', 'ben'].map((sub) =>
+      sio.connect(url, {transports, auth: {token: jwt({sub})}})));
+    if (transports.length === 2) {
+      await Promise.all(users.map((s) => (s.io.engine.transport.name === 'websocket' ? null :
+                                          h.once(s.io.engine, 'upgrade'))));
+    }
+    const answers = await Promise.all(users.map(async (socket) => {
+      const got = [];
+      socket.on('rate-limit-exceeded', () => got.push('notice'));
+      for (let i = 0; i < 5; i++) socket.emit('echo', i, (v) => got.push(v));
+      await h.withTimeout((async () => {
+        while (got.length < 5) await new Promise((r) => setTimeout(r, 20));
+      })(), 10000, '5 answers');
+      return got.sort();
+    }));
+    // Keyed by IP, ben would have found ann's bucket empty.
+    assert.deepEqual(answers, [[0, 1, 2, 'notice', 'notice'], [0, 1, 2, 'notice', 'notice']]);
+  });
+}
