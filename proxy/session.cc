@@ -214,8 +214,10 @@ void Session::handleRequest() {
   }
   bool socketio = route_->downstream == config::Protocol::SocketIO;
   const ClusterRuntime* cluster = snapshot_->cluster(route_->cluster);
-  if (socketio && cluster != nullptr && cluster->config->protocol == config::Protocol::WebSocket) {
-    // wsbridge is the Socket.IO server here: the Engine.IO session machinery takes the connection.
+  if (socketio && cluster != nullptr &&
+      (cluster->config->protocol == config::Protocol::WebSocket || eio3Session(req))) {
+    // wsbridge is the (Engine.IO) server here: the Engine.IO session machinery takes the
+    // connection. Translate down, or a v3 client's session adapted to a v4 upstream.
     timer_->cancel();
     bufferevent* client = client_;
     client_ = nullptr;
@@ -259,6 +261,15 @@ void Session::eioError(int code, int status, std::string_view message) {
   spdlog::debug("{}:{}: {} {} -> {} {}", client_ip_, client_port_,
                 request_parser_.request().method, request_parser_.request().target, status, message);
   respond(http::errorResponse(status, eio::errorBody(error)));
+}
+
+bool Session::eio3Session(const http::Request& req) const {
+  // Polling, or anything naming a sid (the upgrade of a polling session); a v3 client that
+  // starts on websocket is adapted frame by frame by EioRelay instead.
+  std::string version, transport, sid;
+  if (!route_->allow_eio3 || !req.queryParam("EIO", &version) || version != "3") return false;
+  return (req.queryParam("transport", &transport) && transport == "polling") ||
+         req.queryParam("sid", &sid);
 }
 
 bool Session::checkSocketIoRequest() {
@@ -306,13 +317,7 @@ bool Session::checkSocketIoRequest() {
   if (wanted == config::Transport::WebSocket && !upgrade) return fail(err::kBadRequest);
   if (wanted == config::Transport::Polling && upgrade) return fail(err::kBadRequest);
   if (eio_version == "3" && route_->allow_eio3 && !has_sid) {
-    // v3 clients are adapted on the websocket transport only (the mini-program ports of
-    // socket.io-client 2.x use nothing else); polling would need per-session state here.
-    if (!upgrade) {
-      respondError(501, "Engine.IO v3 clients are supported on transport=websocket only");
-      return false;
-    }
-    client_eio3_ = true;
+    client_eio3_ = true;  // websocket from the start (polling went to the v3 adapter)
   } else if (!has_sid && eio_version != "4") {
     return fail(err::kUnsupportedProtocolVersion);
   }

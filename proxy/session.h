@@ -47,6 +47,8 @@ class Session : public Deletable, public filters::FilterCallbacks {
   void handleRequest();
   // Socket.IO routes: Engine.IO query checks, the sticky endpoint from a signed sid.
   bool checkSocketIoRequest();
+  // A request of an Engine.IO v3 client that the v3 adapter serves (see eio3_passthrough.h).
+  bool eio3Session(const http::Request& req) const;
   void eioError(int code, int status, std::string_view message);
   void pickEndpoints();
   std::string upstreamTarget();

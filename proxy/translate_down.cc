@@ -30,6 +30,7 @@
 #include "codec/socketio.h"
 #include "filters/chain.h"
 #include "proxy/eio_server.h"
+#include "proxy/eio3_passthrough.h"
 #include "proxy/eio_server_app.h"
 #include "proxy/upstream.h"
 #include "proxy/sio_inspector.h"
@@ -835,8 +836,20 @@ class EioConnection final : public Deletable {
         return;
       }
     }
-    auto* session = new TranslateDownSession(worker_, snapshot_, route_, listener_, request_,
-                                             client_ip_);
+    const ClusterRuntime* cluster = snapshot_->cluster(route_.cluster);
+    const bool passthrough =
+        cluster != nullptr && cluster->config->protocol == config::Protocol::SocketIO;
+    if (passthrough && eio.version != eio::Version::V3) {
+      // Only v3 clients of a pass-through route are served here (see Session).
+      respond(eioErrorResponse(eio::server_error::kUnsupportedProtocolVersion, eio.upgrade, false),
+              false);
+      return;
+    }
+    EioServerApp* session =
+        passthrough ? makeEio3Passthrough(worker_, snapshot_, route_, listener_, request_,
+                                          client_ip_).release()
+                    : new TranslateDownSession(worker_, snapshot_, route_, listener_, request_,
+                                               client_ip_);
     std::weak_ptr<Handle> weak = handle_;
     bool websocket = eio.upgrade;
     session->admit([weak, session, websocket, cors = std::move(cors)](std::string rejection) {

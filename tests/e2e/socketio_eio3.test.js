@@ -4,6 +4,7 @@
 'use strict';
 
 const crypto = require('node:crypto');
+const http = require('node:http');
 const ioV2 = require('socket.io-client-v2');
 const h = require('./lib/harness');
 const sio = require('./lib/sio');
@@ -136,8 +137,10 @@ h.test('raw Engine.IO v3 websocket: OPEN, implicit 40, 2probe/2 answered, binary
   h.assertBytesEqual(frame.data, Buffer.from([4, 1, 2, 3]), 'v3 binary frame');
   assert.equal(eio.pings.length, 0, 'the upstream pings reached a v3 client');
 
-  // Silence: no ping within pingInterval + pingTimeout closes both sides.
+  // Silence after a last ping: none within pingInterval + pingTimeout closes both sides.
+  ws.send('2');
   const quietFrom = Date.now();
+  assert.equal(await eio.nextText(), '3');
   const closed = await h.withTimeout(eio.closed, 3000, 'the client close');
   const gone = await server.waitFor((o) => o.event === 'engine-close', 3000, 'the engine close');
   t.log(`closed after ${closed.at - quietFrom} ms of silence (code ${closed.code})`);
@@ -146,10 +149,72 @@ h.test('raw Engine.IO v3 websocket: OPEN, implicit 40, 2probe/2 answered, binary
   assert.ok(gone.at - quietFrom < interval + timeout + 500, 'the upstream stayed open');
 }, {timeout: 20000});
 
-h.test('Engine.IO v3: polling is refused with 501, and without allow_eio3 with code 5', async () => {
-  const {port} = await startEio3();
-  const polling = await sio.request(port, {path: '/socket.io/?EIO=3&transport=polling'});
-  assert.equal(polling.status, 501);
+for (const [label, transports] of [['default transports (polling, then the upgrade)', undefined],
+                                   ['polling only', ['polling']]]) {
+  h.test(`socket.io-client 2.x, ${label}: events, acks, binary, namespace auth, heartbeat`,
+         async () => {
+    const {server, port} = await startEio3(['--ping-interval', '300', '--ping-timeout', '300',
+                                            '--auth-nsp', '/secure', '--auth-token', 'T0K']);
+    const url = `http://127.0.0.1:${port}`;
+    const opts = transports ? {transports} : {transports: ['polling', 'websocket']};
+    const socket = connectV2(url, opts);
+    await waitConnectedV2(socket);
+    const engine = socket.io.engine;
+    if (!transports) {
+      if (engine.transport.name !== 'websocket') await h.once(engine, 'upgrade', 5000);
+      assert.equal(engine.transport.name, 'websocket');
+    } else {
+      assert.equal(engine.transport.name, 'polling');
+    }
+    const [who] = await emitAckV2(socket, 'whoami');
+    assert.equal(who.transport, 'websocket', 'wsbridge talks to the server over websocket');
+    assert.equal(who.query.EIO, '4');
+
+    socket.emit('echo', 'hello', {s: 'é€'});
+    assert.deepEqual(await nextEvent(socket, 'echo'), ['hello', {s: 'é€'}]);
+    socket.on('question', (...args) => args.pop()('answer', ...args));
+    socket.emit('ask', 'q1');
+    const answer = await server.waitFor((o) => o.event === 'answer', 5000, 'the answer report');
+    assert.deepEqual(answer.args, ['answer', 'q1']);
+    const bytes = crypto.randomBytes(2048);
+    const [back] = await emitAckV2(socket, 'echo', bytes);
+    h.assertBytesEqual(Buffer.from(back), bytes, 'binary through v3 polling / websocket');
+
+    const secure = connectV2(`${url}/secure`, {...opts, query: {token: 'T0K'}});
+    await waitConnectedV2(secure);
+    const [whoSecure] = await emitAckV2(secure, 'whoami');
+    assert.deepEqual(whoSecure.auth, {token: 'T0K'});
+
+    // Both heartbeats, hop by hop: several cycles pass with the session up.
+    for (let i = 0; i < 3; i++) await nextEvent(socket, 'pong', 3000);
+    assert.deepEqual(await emitAckV2(socket, 'echo', 'still here'), ['still here']);
+    assert.ok(!server.lines.some((o) => o.event === 'engine-close'), 'the server dropped it');
+    socket.close();
+    await server.waitFor((o) => o.event === 'disconnect' && o.nsp === '/', 5000, 'the disconnect');
+  }, {timeout: 30000});
+}
+
+h.test('Engine.IO v3 polling by hand: the server\'s heartbeat in a length-prefixed OPEN, the ' +
+           'implicit 40, client pings answered; without allow_eio3 code 5', async () => {
+  const {port} = await startEio3(['--ping-interval', '1000', '--ping-timeout', '2000']);
+  const agent = new http.Agent({keepAlive: true, maxSockets: 1});
+  h.defer(() => agent.destroy());
+  const get = (path) => sio.request(port, {path, agent});
+  const open = await get('/socket.io/?EIO=3&transport=polling&b64=1');
+  assert.equal(open.status, 200);
+  const m = /^(\d+):0(\{.*\})$/.exec(open.body);
+  assert.ok(m, `v3 handshake body: ${open.body}`);
+  assert.equal(Number(m[1]), m[2].length + 1);
+  const handshake = JSON.parse(m[2]);
+  assert.equal(handshake.pingInterval, 1000);
+  assert.equal(handshake.pingTimeout, 2000);
+  const path = `/socket.io/?EIO=3&transport=polling&b64=1&sid=${handshake.sid}`;
+  assert.equal((await get(path)).body, '2:40');
+  const post = await sio.request(port, {method: 'POST', path, agent, body: '1:2',
+                                        headers: {'content-type': 'text/plain;charset=UTF-8'}});
+  assert.equal(post.body, 'ok');
+  assert.equal((await get(path)).body, '1:3');
+
   const server = await h.startPeer('sio-server.js');
   const plainPort = await h.freePort();
   await h.startWsbridge(sio.sioConfig({port: plainPort, endpoints: [server.port]}));

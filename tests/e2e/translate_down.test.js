@@ -494,4 +494,21 @@ h.test('a websocket client that stops reading: the upstream is paused, wsbridge 
   await legacy.waitFor((o) => o.event === 'progress' && o.id === conn.id && o.done, 10000);
 }, {timeout: 120000});
 
+h.test('filters on translate down: a rate-limit notice arrives as a proper Socket.IO event',
+       async () => {
+  const {legacy, url} = await startDown({
+    route: 'filters = ["limit"]\n',
+    cluster: '\n[filter.limit]\ntype = "rate_limit"\nmessages_per_second = 1\nburst = 2\n',
+  });
+  const socket = await sio.connect(url, {transports: ['websocket']});
+  const events = sio.eventQueue(socket);
+  await legacy.waitFor((o) => o.event === 'connection');
+  for (let i = 0; i < 3; i++) socket.emit('chat', i);
+  h.assertDeepEqual(await events.next('rate-limit-exceeded'), [{message: 'too many messages'}]);
+  h.assertDeepEqual(await events.next('chat'), [0]);
+  h.assertDeepEqual(await events.next('chat'), [1]);
+  assert.equal(legacy.lines.filter((o) => o.event === 'text').length, 2);
+  assert.ok(socket.connected);
+}, {timeout: 20000});
+
 h.run();
