@@ -144,9 +144,44 @@ void Session::drain() {
 
 void Session::abort() { finish(); }
 
+void Session::countOpened() {
+  opened_at_ = worker_.dispatcher().now();
+  worker_.stats().route(route_->path).countOpened();
+  worker_.stats().cluster(route_->cluster).countOpened();
+}
+
+bool Session::describe(ConnectionInfo* out) const {
+  if (state_ != State::Bridging) return false;
+  out->route = route_->path;
+  out->cluster = route_->cluster;
+  out->client = client_ip_ + ":" + std::to_string(client_port_);
+  auto sub = attributes_.find("jwt.sub");
+  if (sub != attributes_.end()) out->user = sub->second;
+  out->age_ms = std::chrono::duration_cast<Duration>(worker_.dispatcher().now() - opened_at_).count();
+  if (auto* relay = dynamic_cast<WsRelay*>(bridge_.get())) {
+    out->messages[0] = relay->client().messagesIn();
+    out->bytes[0] = relay->client().bytesIn();
+    out->messages[1] = relay->client().messagesOut();
+    out->bytes[1] = relay->client().bytesOut();
+  }
+  return true;
+}
+
+void Session::countFilterAction(std::string_view action) {
+  const auto& names = route_->filters;
+  size_t acting = chain_ ? chain_->acting() : names.size();
+  if (acting >= names.size()) return;
+  auto spec = snapshot_->config().filters.find(names[acting]);
+  if (spec != snapshot_->config().filters.end()) worker_.stats().countFilterAction(spec->second.type, action);
+}
+
 void Session::finish() {
   if (state_ == State::Done) return;
-  if (state_ == State::Bridging) countClosed(worker_.stats().route(route_->path), bridge_.get());
+  if (state_ == State::Bridging) {
+    countClosed(worker_.stats().route(route_->path), bridge_.get());
+    uint16_t code = bridge_ && bridge_->closeInfo().code != 0 ? bridge_->closeInfo().code : 1006;
+    worker_.stats().cluster(route_->cluster).countClosed(code, {0, 0}, {0, 0});
+  }
   state_ = State::Done;
   if (chain_) {
     filters::CloseInfo info;
@@ -444,6 +479,7 @@ void Session::connectNext() {
     upstream_ = bufferevent_socket_new(base, -1, kOptions);
   }
   worker_.balance(route_->cluster).active[endpoint_]++;
+  connect_started_ = worker_.dispatcher().now();
   bufferevent_setcb(upstream_, &Session::onUpstreamRead, nullptr, &Session::onUpstreamEvent, this);
   state_ = State::Connecting;
   timer_->arm(cluster_->config->connect_timeout);
@@ -547,6 +583,10 @@ std::string Session::upstreamTarget() {
 }
 
 void Session::onUpstreamConnected() {
+  worker_.stats()
+      .connectLatency(route_->cluster, cluster_->endpoints[endpoint_].address.str())
+      .observe(std::chrono::duration_cast<std::chrono::microseconds>(worker_.dispatcher().now() -
+                                                                     connect_started_));
   if (mode_ == Mode::EioPolling) {
     sendPollingRequest();
     return;
@@ -695,7 +735,7 @@ void Session::onUpstreamUpgraded(const std::string& protocol) {
     return;
   }
   bufferevent* client = acceptClient(protocol);
-  worker_.stats().route(route_->path).countOpened();
+  countOpened();
   if (mode_ == Mode::EioWebSocket) {
     EioRelayOptions eio;
     eio.signer = &snapshot_->signerOf(*route_);
@@ -742,7 +782,7 @@ void Session::startTranslateUp(bufferevent* upstream, const WsEndpointOptions& o
   callbacks.ready = [this] {
     timer_->cancel();
     state_ = State::Bridging;
-    worker_.stats().route(route_->path).countOpened();
+    countOpened();
     static_cast<TranslateUp*>(bridge_.get())->attachClient(acceptClient(""));
     if (chain_) chain_->onEstablished();
   };
@@ -777,6 +817,7 @@ void Session::startTranslateUp(bufferevent* upstream, const WsEndpointOptions& o
 // ---- filters::FilterCallbacks ----
 
 void Session::reject(int status, std::string_view message, const http::Headers& extra) {
+  countFilterAction("reject_" + std::to_string(status));
   if (in_connect_check_) {
     connect_refusal_ = std::string(message);
     return;
@@ -789,6 +830,7 @@ void Session::reject(int status, std::string_view message, const http::Headers& 
 }
 
 void Session::notify(filters::Side toward, std::string_view notice) {
+  countFilterAction("notify");
   if (bridge_) {
     bridge_->notify(toward, notice);
   } else if (mode_ == Mode::EioPolling && toward == filters::Side::Client && !client_sid_.empty()) {
@@ -807,6 +849,7 @@ void Session::ackError(filters::Side toward, const filters::Event& event,
 }
 
 void Session::close(uint16_t code, std::string_view reason) {
+  countFilterAction("close_" + std::to_string(code));
   if (!bridge_) {
     respondError(code == ws::close_code::kTooBig ? 413 : 403, reason);
     return;
@@ -820,6 +863,7 @@ void Session::ping(filters::Side side) {
 
 void Session::pauseReading(filters::Side side, Duration delay) {
   if (!bridge_) return;
+  countFilterAction("shape");
   auto& timer = shape_timers_[side == filters::Side::Client ? 0 : 1];
   if (!timer) {
     timer = std::make_unique<proxy::Timer>(worker_.dispatcher(), [this, side] {

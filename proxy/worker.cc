@@ -136,6 +136,20 @@ void Worker::drain(Duration timeout) {
   });
 }
 
+void Worker::report(std::function<void(WorkerReport)> done) {
+  dispatcher_.post([this, done = std::move(done)] {
+    WorkerReport report;
+    report.totals.add(stats_);
+    for (const Session* s : sessions_) {
+      ConnectionInfo info;
+      if (!s->describe(&info)) continue;
+      report.totals.addLive(info);
+      report.connections.push_back(std::move(info));
+    }
+    done(std::move(report));
+  });
+}
+
 void Worker::remove(Session* session) {
   sessions_.erase(session);
   if (draining_) maybeFinishDrain();

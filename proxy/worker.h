@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -45,6 +46,9 @@ class Worker {
   // Thread-safe. Stops accepting, asks every connection to close, and ends the loop when the
   // last one is gone or after `timeout`.
   void drain(Duration timeout);
+
+  // Thread-safe: builds this worker's report on its thread and hands it to `done` there.
+  void report(std::function<void(WorkerReport)> done);
 
   int index() const { return index_; }
   Dispatcher& dispatcher() { return dispatcher_; }
