@@ -3,8 +3,10 @@
 // Socket.IO event and ack handed to the filters.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "proxy/sio_inspector.h"
 #include "proxy/sticky_sid.h"
@@ -19,6 +21,7 @@ struct EioRelayOptions {
   Duration ping_interval{25000};  // until the upstream's OPEN says otherwise
   Duration ping_timeout{20000};
   SioInspector::ConnectCheck connect_check;  // filters' verdict on the client's CONNECT packets
+  std::function<void(std::string_view name)> count_event;  // every EVENT, both ways (stats)
 };
 
 class EioRelay : public WsRelay {
@@ -29,6 +32,8 @@ class EioRelay : public WsRelay {
 
   void start();
 
+  // DISCONNECT for every namespace the client joined and the Engine.IO close, then close 1001.
+  void drain(std::string_view reason) override;
   void notify(filters::Side toward, std::string_view notice) override;
   void ackError(filters::Side toward, const filters::Event& event,
                 std::string_view args_json) override;
@@ -38,6 +43,8 @@ class EioRelay : public WsRelay {
   bool admitFromUpstream(ws::Opcode opcode, evbuffer* payload);
   bool admitFromClient(ws::Opcode opcode, evbuffer* payload);
   void heartbeatFailed(const char* why);
+  // Follows the joined namespaces and counts events, whatever the filters decide.
+  void track(std::string_view text, bool from_upstream);
 
   EioRelayOptions eio_;
   SioInspector to_upstream_{filters::Direction::ToUpstream};
@@ -45,6 +52,8 @@ class EioRelay : public WsRelay {
   std::unique_ptr<Timer> pong_deadline_;      // the client must answer the upstream's ping
   std::unique_ptr<Timer> upstream_liveness_;  // the upstream must keep pinging
   bool open_seen_ = false;
+  std::vector<std::string> namespaces_;  // acknowledged by the upstream's CONNECT
+  sio::JsonReader json_;                 // event names with escapes
 };
 
 }  // namespace wsb::proxy

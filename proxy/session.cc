@@ -720,6 +720,7 @@ void Session::onUpstreamUpgraded(const std::string& protocol) {
   state_ = State::Bridging;
   WsEndpointOptions options;
   options.max_message = route_->max_message;
+  options.relay_latency = &worker_.stats().relayLatency();
   bufferevent* upstream = upstream_;
   upstream_ = nullptr;  // the bridge owns it now; the endpoint count stays until it is done
   size_t endpoint = endpoint_;
@@ -743,6 +744,9 @@ void Session::onUpstreamUpgraded(const std::string& protocol) {
     eio.rewrite_open = upstream_sid_.empty();
     eio.ping_interval = route_->ping_interval;
     eio.ping_timeout = route_->ping_timeout;
+    eio.count_event = [&stats = worker_.stats(), route = route_->path](std::string_view name) {
+      stats.countEvent(route, name);
+    };
     if (chain_) {
       eio.connect_check = [this](std::string_view, std::string_view auth) {
         return checkConnect(auth);
