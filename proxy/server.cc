@@ -164,9 +164,20 @@ std::vector<std::string> Server::reload() {
     for (const auto& e : errors) spdlog::error("reload refused: {}", e);
     return errors;
   }
+  std::vector<Worker::PreparedListeners> prepared(workers_.size());
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    std::string error;
+    if (!workers_[i]->prepareListeners(*snapshot, &prepared[i], &error)) {
+      for (const auto& p : prepared) Worker::closePrepared(p);
+      spdlog::error("reload refused: {}", error);
+      return {error};
+    }
+  }
   config_ = result.config;
   snapshot_ = snapshot;
-  for (auto& w : workers_) w->setSnapshot(snapshot_);
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    workers_[i]->setSnapshot(snapshot_, std::move(prepared[i]));
+  }
   if (admin_) admin_->setSnapshot(snapshot_);
   spdlog::info("reloaded {}", config_path_);
   return {};
