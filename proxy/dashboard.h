@@ -61,7 +61,7 @@ inline constexpr std::string_view kDashboardHtml = R"html(<!doctype html>
   <div class="card kpi"><div class="v" id="refused-total">–</div><div class="l">handshakes refused</div></div>
 
   <div class="card wide"><h2>Messages per second</h2>
-    <div class="legend"><span><i style="background:var(--in)"></i>in</span><span><i style="background:var(--out)"></i>out</span></div>
+    <div class="legend"><span><i style="background:var(--in)"></i>in</span><span><i style="background:var(--out)"></i>out (dashed)</span></div>
     <canvas id="chart-msgs"></canvas></div>
   <div class="card wide"><h2>Active connections</h2>
     <div class="legend"><span><i style="background:var(--fg)"></i>active</span></div>
@@ -78,9 +78,9 @@ inline constexpr std::string_view kDashboardHtml = R"html(<!doctype html>
     <th>endpoint</th><th class="n">connect avg</th><th class="n">failures</th></tr></thead><tbody></tbody></table></div>
   <div class="card third"><h2>Top Socket.IO events</h2><table id="events"><thead><tr>
     <th>route</th><th>event</th><th class="n">count</th><th class="n">/s</th></tr></thead><tbody></tbody></table></div>
-  <div class="card third"><h2>Filter actions</h2><table id="filters"><thead><tr>
+  <div class="card wide"><h2>Filter actions</h2><table id="filters"><thead><tr>
     <th>filter</th><th>action</th><th class="n">count</th></tr></thead><tbody></tbody></table></div>
-  <div class="card third"><h2>Relay latency</h2><table id="latency"><tbody></tbody></table></div>
+  <div class="card wide"><h2>Relay latency</h2><table id="latency"><tbody></tbody></table></div>
 </main>
 <script>
 "use strict";
@@ -120,7 +120,7 @@ function draw(canvas, lines) {
   }
   g.fillText(`${HISTORY}s ago`, left, h - 4); g.fillText("now", w - 24, h - 4);
   for (const l of lines) {
-    g.strokeStyle = l.color; g.lineWidth = 2; g.beginPath();
+    g.strokeStyle = l.color; g.lineWidth = 2; g.setLineDash(l.dash || []); g.beginPath();
     l.data.forEach((v, i) => {
       const x = left + (w - left) * (i + HISTORY - l.data.length) / (HISTORY - 1);
       const y = bottom - (bottom - 6) * Math.min(v, top) / top;
@@ -157,7 +157,9 @@ function render(s, dt) {
   $("msgs-out-rate").textContent = outRate.toFixed(1);
   $("bytes-rate").textContent = fmt(bytesRate);
   push(series.in, inRate); push(series.out, outRate); push(series.active, s.connections.active);
-  draw($("chart-msgs"), [{data: series.in, color: "#1f6feb"}, {data: series.out, color: "#d9480f"}]);
+  // "out" dashed under "in": an echo makes the two lines coincide.
+  draw($("chart-msgs"), [{data: series.out, color: "#d9480f", dash: [6, 4]},
+                         {data: series.in, color: "#1f6feb"}]);
   draw($("chart-active"), [{data: series.active, color: "#1b1f24"}]);
 
   rows("refusals", Object.entries(s.handshakes_refused).map(([status, n]) =>

@@ -84,8 +84,8 @@ struct RouteCounters {
 };
 
 // Upper bounds (milliseconds) of the latency histograms' buckets; one more bucket counts the rest.
-inline constexpr double kLatencyBucketsMs[] = {0.1, 0.25, 0.5, 1,   2.5,  5,    10,  25,
-                                               50,  100,  250, 500, 1000, 2500, 5000};
+inline constexpr double kLatencyBucketsMs[] = {0.025, 0.05, 0.1, 0.25, 0.5,  1,    2.5,  5, 10,
+                                               25,    50,   100, 250,  500, 1000, 2500, 5000};
 inline constexpr size_t kLatencyBuckets = std::size(kLatencyBucketsMs) + 1;
 
 // A latency histogram with fixed buckets, written by one worker.
