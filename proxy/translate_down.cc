@@ -382,7 +382,15 @@ class TranslateDownSession final : public Deletable,
     eio_ = std::make_unique<EioSession>(worker.dispatcher(), worker.masks(), makeBase64Id(),
                                         options, *this);
     LiveObjects::instance().add(&worker.dispatcher(), this, [this] {
-      if (open_) close(ws::close_code::kGoingAway, "server shutting down");
+      if (!open_) return;
+      // Drain: "io server disconnect" for every joined namespace, then the session closes.
+      for (auto& link : links_) {
+        if (!link->ready || link->closing) continue;
+        std::string packet;
+        sio::appendDisconnect(packet, link->nsp);
+        eio_->send(packet);
+      }
+      close(ws::close_code::kGoingAway, "server shutting down");
     });
   }
 

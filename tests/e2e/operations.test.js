@@ -101,6 +101,13 @@ downstream = "socketio"
 cluster = "sio"
 sid_key = "operations-sid-key"
 
+[[route]]
+listener = "public"
+path = "/td/"
+downstream = "socketio"
+cluster = "echo"
+sid_key = "operations-sid-key"
+
 [cluster.sio]
 protocol = "socketio"
 endpoints = ["127.0.0.1:${sio}"]
@@ -281,31 +288,38 @@ h.test('drain: 50 raw and 50 Socket.IO clients hear 1001 or DISCONNECT before ex
   const adminPort = await h.freePort();
   const bridge = await start({port, adminPort, echo: echo.port, sio: sio.port});
 
+  // Raw clients answer the close only after noting it: the exit cannot come before.
   const heard = [];
-  const raw = [];
   for (let i = 0; i < 50; i++) {
-    const ws = await h.wsConnect(`ws://127.0.0.1:${port}/chat`);
-    const q = h.messageQueue(ws);
-    ws.send(`hi ${i}`);
-    h.assertEqual((await q.next()).data.toString(), `hi ${i}`);
-    ws.on('close', (code) => heard.push({kind: 'ws', code}));
-    raw.push(ws);
+    const raw = await h.rawConnect(port);
+    h.assertEqual((await raw.handshake('/chat')).status, 101);
+    raw.sendText(`hi ${i}`);
+    h.assertEqual((await raw.readMessage()).payload.toString(), `hi ${i}`);
+    raw.readClose(15000).then((close) => {
+      heard.push({kind: 'ws', code: close.code});
+      raw.sendClose(close.code);
+    }, () => {});
   }
-  const sockets = [];
+  // 40 through the pass-through route to a Socket.IO server, 10 translated down to ws-echo.
   for (let i = 0; i < 50; i++) {
+    const translated = i >= 40;
     const socket = io(`http://127.0.0.1:${port}`, {transports: ['websocket'], reconnection: false,
-                                                    forceNew: true});
+                                                    forceNew: true,
+                                                    path: translated ? '/td/' : '/socket.io/'});
     h.defer(() => socket.close());
     await h.withTimeout(h.once(socket, 'connect'), 5000, `socket ${i} connect`);
-    const answer = await h.withTimeout(socket.emitWithAck('echo', i), 5000, 'echo ack');
-    h.assertEqual(answer, i);
+    if (translated) {
+      socket.send(`hi ${i}`);  // ws-echo sends it back as a "message" event
+      h.assertDeepEqual(await h.withTimeout(h.once(socket, 'message'), 5000, 'echo'), [`hi ${i}`]);
+    } else {
+      h.assertEqual(await h.withTimeout(socket.emitWithAck('echo', i), 5000, 'echo ack'), i);
+    }
     socket.on('disconnect', (reason) => heard.push({kind: 'sio', reason}));
-    sockets.push(socket);
   }
   const exitedAt = bridge.exited.then(() => heard.length);
   const r = await bridge.stop({signal: 'SIGTERM', timeout: 10000});
   h.assertDeepEqual({code: r.code, signal: r.signal}, {code: 0, signal: null});
-  h.assertEqual(await exitedAt, 100, 'every client heard the drain before the exit');
+  h.assertEqual(await exitedAt, 100, `every client heard the drain before the exit: ${JSON.stringify(heard)}`);
   h.assertDeepEqual(heard.filter((e) => e.kind === 'ws').map((e) => e.code),
                     Array(50).fill(1001));
   h.assertDeepEqual(heard.filter((e) => e.kind === 'sio').map((e) => e.reason),
