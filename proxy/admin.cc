@@ -542,7 +542,8 @@ void AdminListener::handle(evhttp_request* req) {
   } else if (path == "/reload") {
     postReload(req);
   } else {
-    sendReply(req, 404, kJson, std::string("{\"error\":\"not found\",\"endpoints\":") + kEndpoints + "}\n");
+    sendReply(req, 404, kJson,
+              std::string("{\"error\":\"not found\",\"endpoints\":") + kEndpoints + "}\n");
   }
 }
 

@@ -157,7 +157,8 @@ bool Session::describe(ConnectionInfo* out) const {
   out->client = client_ip_ + ":" + std::to_string(client_port_);
   auto sub = attributes_.find("jwt.sub");
   if (sub != attributes_.end()) out->user = sub->second;
-  out->age_ms = std::chrono::duration_cast<Duration>(worker_.dispatcher().now() - opened_at_).count();
+  auto age = worker_.dispatcher().now() - opened_at_;
+  out->age_ms = std::chrono::duration_cast<Duration>(age).count();
   if (auto* relay = dynamic_cast<WsRelay*>(bridge_.get())) {
     out->messages[0] = relay->client().messagesIn();
     out->bytes[0] = relay->client().bytesIn();
@@ -172,7 +173,9 @@ void Session::countFilterAction(std::string_view action) {
   size_t acting = chain_ ? chain_->acting() : names.size();
   if (acting >= names.size()) return;
   auto spec = snapshot_->config().filters.find(names[acting]);
-  if (spec != snapshot_->config().filters.end()) worker_.stats().countFilterAction(spec->second.type, action);
+  if (spec != snapshot_->config().filters.end()) {
+    worker_.stats().countFilterAction(spec->second.type, action);
+  }
 }
 
 void Session::finish() {

@@ -39,7 +39,9 @@ void WorkerStats::countEvent(const std::string& route, std::string_view name) {
 }
 
 void HistogramTotals::add(const Histogram& h) {
-  for (size_t i = 0; i < kLatencyBuckets; ++i) buckets[i] += h.buckets[i].load(std::memory_order_relaxed);
+  for (size_t i = 0; i < kLatencyBuckets; ++i) {
+    buckets[i] += h.buckets[i].load(std::memory_order_relaxed);
+  }
   sum_us += h.sum_us.load(std::memory_order_relaxed);
 }
 

@@ -50,7 +50,8 @@ void WsEndpoint::process() {
   // Relay latency, per read batch: from the bytes read to what they became queued on the other
   // side (libevent writes it out in this same loop iteration).
   uint64_t messages_before = messages_in_;
-  auto started = options_.relay_latency ? dispatcher_.now() : std::chrono::steady_clock::time_point{};
+  std::chrono::steady_clock::time_point started;
+  if (options_.relay_latency) started = dispatcher_.now();
   std::visit([this](auto& parser) { processWith(parser); }, parser_);
   if (options_.relay_latency && messages_in_ != messages_before) {
     options_.relay_latency->observe(

@@ -235,7 +235,8 @@ TEST_CASE("histograms render cumulative buckets, sum and count in seconds") {
   CHECK(p.types.at("wsbridge_upstream_connect_seconds") == "histogram");
   const std::string labels = R"(cluster="chat",endpoint="127.0.0.1:9000")";
   auto bucket = [&](const std::string& le) {
-    return p.samples.at("wsbridge_upstream_connect_seconds_bucket{" + labels + ",le=\"" + le + "\"}");
+    return p.samples.at("wsbridge_upstream_connect_seconds_bucket{" + labels + ",le=\"" + le +
+                        "\"}");
   };
   CHECK(bucket("0.0005") == 0);
   CHECK(bucket("0.001") == 1);
