@@ -364,14 +364,14 @@ void AdminListener::finishGather(uint64_t id) {
 
 std::string renderConnectionsJson(std::vector<ConnectionInfo> connections, size_t limit) {
   std::sort(connections.begin(), connections.end(),
-            [](const ConnectionInfo& a, const ConnectionInfo& b) { return a.age_ms > b.age_ms; });
+            [](const ConnectionInfo& a, const ConnectionInfo& b) { return a.age_us > b.age_us; });
   std::string out = "{\"total\":" + std::to_string(connections.size()) + ",\"connections\":[";
   for (size_t i = 0; i < connections.size() && i < limit; ++i) {
     const ConnectionInfo& c = connections[i];
     out += std::string(i ? "," : "") + "{\"route\":" + quoted(c.route) +
            ",\"cluster\":" + quoted(c.cluster) + ",\"client\":" + quoted(c.client) +
            ",\"user\":" + (c.user.empty() ? std::string("null") : quoted(c.user)) +
-           ",\"age_ms\":" + std::to_string(c.age_ms) +
+           ",\"age_ms\":" + std::to_string(c.age_us / 1000) +
            ",\"messages\":{\"to_upstream\":" + std::to_string(c.messages[0]) +
            ",\"to_client\":" + std::to_string(c.messages[1]) +
            "},\"bytes\":{\"to_upstream\":" + std::to_string(c.bytes[0]) +

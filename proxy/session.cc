@@ -52,18 +52,28 @@ bool offered(const std::string* list, std::string_view protocol) {
   return list != nullptr && http::hasToken(*list, protocol);
 }
 
-// Counted once per bridged connection, at its end: the endpoints hold the message counts until
-// then. Counted at the client's endpoint (what the client sent / received); translate up does
-// not expose its client endpoint, so only its connection counts are kept.
+// Messages and bytes are counted at the client's endpoint (what the client sent / received).
+const WsEndpoint* clientEndpoint(Bridge* bridge) {
+  if (auto* relay = dynamic_cast<WsRelay*>(bridge)) return &relay->client();
+  if (auto* up = dynamic_cast<TranslateUp*>(bridge)) return up->clientEndpoint();
+  return nullptr;
+}
+
+// By Flow: to upstream (what the client sent), to client (what it received).
+void flowCounts(Bridge* bridge, uint64_t (&messages)[2], uint64_t (&bytes)[2]) {
+  if (const WsEndpoint* client = clientEndpoint(bridge)) {
+    messages[0] = client->messagesIn();
+    bytes[0] = client->bytesIn();
+    messages[1] = client->messagesOut();
+    bytes[1] = client->bytesOut();
+  }
+}
+
+// Counted once per bridged connection, at its end: the endpoints hold the counts until then.
 void countClosed(RouteCounters& counters, Bridge* bridge) {
   uint16_t code = bridge ? bridge->closeInfo().code : 0;
   uint64_t messages[2] = {0, 0}, bytes[2] = {0, 0};
-  if (auto* relay = dynamic_cast<WsRelay*>(bridge)) {
-    messages[0] = relay->client().messagesIn();
-    bytes[0] = relay->client().bytesIn();
-    messages[1] = relay->client().messagesOut();
-    bytes[1] = relay->client().bytesOut();
-  }
+  flowCounts(bridge, messages, bytes);
   // No close code: the TCP connection just ended (1006, never sent on the wire).
   counters.countClosed(code != 0 ? code : 1006, messages, bytes);
 }
@@ -158,13 +168,8 @@ bool Session::describe(ConnectionInfo* out) const {
   auto sub = attributes_.find("jwt.sub");
   if (sub != attributes_.end()) out->user = sub->second;
   auto age = worker_.dispatcher().now() - opened_at_;
-  out->age_ms = std::chrono::duration_cast<Duration>(age).count();
-  if (auto* relay = dynamic_cast<WsRelay*>(bridge_.get())) {
-    out->messages[0] = relay->client().messagesIn();
-    out->bytes[0] = relay->client().bytesIn();
-    out->messages[1] = relay->client().messagesOut();
-    out->bytes[1] = relay->client().bytesOut();
-  }
+  out->age_us = std::chrono::duration_cast<std::chrono::microseconds>(age).count();
+  flowCounts(bridge_.get(), out->messages, out->bytes);
   return true;
 }
 

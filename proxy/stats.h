@@ -144,7 +144,7 @@ struct ConnectionInfo {
   std::string cluster;
   std::string client;  // ip:port
   std::string user;    // the JWT subject, when a filter set one
-  int64_t age_ms = 0;
+  int64_t age_us = 0;  // shown in ms; sorts connections opened within the same ms
   uint64_t messages[2] = {0, 0};  // by Flow
   uint64_t bytes[2] = {0, 0};
 };

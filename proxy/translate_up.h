@@ -45,6 +45,8 @@ class TranslateUp : public Bridge, public WsEndpointOwner {
   void start();
   // After ready(): the client's upgrade is complete; relay from now on.
   void attachClient(bufferevent* client);
+  // The client's endpoint once attached (its message counts feed the stats), else null.
+  const WsEndpoint* clientEndpoint() const { return client_.get(); }
 
   // Bridge
   void drain(std::string_view reason) override;

@@ -103,6 +103,11 @@ sid_key = "operations-sid-key"
 
 [[route]]
 listener = "public"
+path = "/up"
+cluster = "sio"
+
+[[route]]
+listener = "public"
 path = "/td/"
 downstream = "socketio"
 cluster = "echo"
@@ -328,9 +333,17 @@ h.test('drain: 50 raw and 50 Socket.IO clients hear 1001 or DISCONNECT before ex
 
 h.test('GET /connections lists live connections; POST /drain drains like SIGTERM', async () => {
   const echo = await h.startPeer('ws-echo.js');
+  const sio = await h.startPeer('sio-server.js');
   const port = await h.freePort();
   const adminPort = await h.freePort();
-  const bridge = await start({port, adminPort, echo: echo.port});
+  const bridge = await start({port, adminPort, echo: echo.port, sio: sio.port});
+
+  // Translated up to the Socket.IO server: one event each way.
+  const up = await h.wsConnect(`ws://127.0.0.1:${port}/up`);
+  const uq = h.messageQueue(up);
+  const envelope = '{"event":"echo","data":"up"}';
+  up.send(envelope);
+  h.assertEqual((await uq.next()).data.toString(), envelope);
 
   const alice = await h.wsConnect(`ws://127.0.0.1:${port}/me?token=${jwt({sub: 'alice'})}`);
   const aq = h.messageQueue(alice);
@@ -344,18 +357,23 @@ h.test('GET /connections lists live connections; POST /drain drains like SIGTERM
   h.assertEqual((await noToken.handshake('/me')).status, 401);
 
   const all = JSON.parse((await request(adminPort, 'GET', '/connections')).body);
-  h.assertEqual(all.total, 5);
-  h.assertEqual(all.connections.length, 5);
+  h.assertEqual(all.total, 6);
+  h.assertEqual(all.connections.length, 6);
+  const translated = all.connections.find((c) => c.route === '/up');
+  h.assertEqual(translated.cluster, 'sio');
+  assert.deepEqual(translated.messages, {to_upstream: 1, to_client: 1});
+  assert.deepEqual(translated.bytes, {to_upstream: envelope.length, to_client: envelope.length});
   const me = all.connections.find((c) => c.route === '/me');
   h.assertEqual(me.user, 'alice');
   h.assertEqual(me.cluster, 'echo');
   assert.match(me.client, /^127\.0\.0\.1:\d+$/);
   assert.deepEqual(me.messages, {to_upstream: 3, to_client: 3});
   assert.deepEqual(me.bytes, {to_upstream: 6, to_client: 6});
-  h.assertEqual(me, all.connections[0], 'oldest first');
-  for (const c of all.connections.slice(1)) h.assertEqual(c.user, null);
+  assert.deepEqual(all.connections.map((c) => c.route), ['/up', '/me', '/chat', '/chat', '/chat',
+                                                         '/chat'], 'oldest first');
+  for (const c of all.connections.filter((c) => c !== me)) h.assertEqual(c.user, null);
   const limited = JSON.parse((await request(adminPort, 'GET', '/connections?limit=2')).body);
-  h.assertEqual(limited.total, 5);
+  h.assertEqual(limited.total, 6);
   h.assertEqual(limited.connections.length, 2);
 
   const stats = JSON.parse((await request(adminPort, 'GET', '/stats')).body);
@@ -367,12 +385,12 @@ h.test('GET /connections lists live connections; POST /drain drains like SIGTERM
   // A client that answers the close only when told keeps the drain (and /ready) going.
   const slow = await h.rawConnect(port);
   h.assertEqual((await slow.handshake('/chat')).status, 101);
-  const codes = Promise.all([alice, ...anon].map((ws) => h.once(ws, 'close').then(([c]) => c)));
+  const codes = Promise.all([up, alice, ...anon].map((ws) => h.once(ws, 'close').then(([c]) => c)));
   const drained = await request(adminPort, 'POST', '/drain');
   h.assertEqual(drained.status, 200);
   assert.deepEqual(JSON.parse(drained.body), {draining: true});
   h.assertEqual((await request(adminPort, 'GET', '/ready')).status, 503);
-  h.assertDeepEqual(await codes, Array(5).fill(1001));
+  h.assertDeepEqual(await codes, Array(6).fill(1001));
   h.assertEqual((await slow.readClose()).code, 1001);
   slow.sendClose(1001);
   const r = await h.withTimeout(bridge.exited, 10000, 'exit after POST /drain');

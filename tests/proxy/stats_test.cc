@@ -331,16 +331,16 @@ TEST_CASE("worker reports merge with live connections counted once") {
 TEST_CASE("connections JSON lists the oldest first, up to the limit") {
   std::vector<ConnectionInfo> list(3);
   list[0].route = "/a";
-  list[0].age_ms = 10;
+  list[0].age_us = 10000;
   list[1].route = "/b";
-  list[1].age_ms = 30;
+  list[1].age_us = 30999;
   list[1].user = "alice";
   list[1].client = "127.0.0.1:5000";
   list[1].cluster = "echo";
   list[1].messages[0] = 4;
   list[1].bytes[1] = 9;
   list[2].route = "/c";
-  list[2].age_ms = 20;
+  list[2].age_us = 20000;
   CHECK(renderConnectionsJson(list, 1) ==
         R"({"total":3,"connections":[{"route":"/b","cluster":"echo","client":"127.0.0.1:5000",)"
         R"("user":"alice","age_ms":30,"messages":{"to_upstream":4,"to_client":0},)"
