@@ -426,6 +426,8 @@ class TranslateDownSession final : public Deletable,
   // After the OPEN went out.
   void opened() {
     open_ = true;
+    worker_.stats().route(route_.path).countOpened();  // connections only: messages not counted yet
+    worker_.stats().cluster(route_.cluster).countOpened();
     if (chain_) chain_->onEstablished();
   }
 
@@ -480,6 +482,10 @@ class TranslateDownSession final : public Deletable,
       if (!link->closing) open.push_back(link.get());
     }
     for (NamespaceLink* link : open) leave(*link, ws::close_code::kNormal, "client disconnected");
+    if (open_) {
+      worker_.stats().route(route_.path).countClosed(close_info_.code, {0, 0}, {0, 0});
+      worker_.stats().cluster(route_.cluster).countClosed(close_info_.code, {0, 0}, {0, 0});
+    }
     if (chain_) chain_->onClose(close_info_);
     maybeDelete();
   }

@@ -321,6 +321,11 @@ h.test('drain: 50 raw and 50 Socket.IO clients hear 1001 or DISCONNECT before ex
     }
     socket.on('disconnect', (reason) => heard.push({kind: 'sio', reason}));
   }
+  const stats = JSON.parse((await request(adminPort, 'GET', '/stats')).body);
+  h.assertEqual(stats.connections.active, 100);
+  h.assertEqual(stats.routes['/td/'].active, 10);
+  h.assertEqual(stats.routes['/socket.io/'].active, 40);
+  h.assertEqual(stats.clusters.echo.active, 60);
   const exitedAt = bridge.exited.then(() => heard.length);
   const r = await bridge.stop({signal: 'SIGTERM', timeout: 10000});
   h.assertDeepEqual({code: r.code, signal: r.signal}, {code: 0, signal: null});
