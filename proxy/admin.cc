@@ -309,6 +309,28 @@ namespace {
 // A worker that has not answered by then has ended its loop (after a drain) or is stuck.
 constexpr Duration kGatherDeadline{1000};
 
+const char* reasonPhrase(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 503: return "Service Unavailable";
+    default: return "Error";
+  }
+}
+
+// Sends `body` with `status` and the content type.
+void sendReply(evhttp_request* req, int status, const char* type, const std::string& body) {
+  evkeyvalq* headers = evhttp_request_get_output_headers(req);
+  evhttp_add_header(headers, "Content-Type", type);
+  evhttp_add_header(headers, "Cache-Control", "no-store");
+  evbuffer* out = evbuffer_new();
+  evbuffer_add(out, body.data(), body.size());
+  evhttp_send_reply(req, status, reasonPhrase(status), out);
+  evbuffer_free(out);
+}
+
 void onConnectionClosed(evhttp_connection*, void* gather_req) {
   *static_cast<evhttp_request**>(gather_req) = nullptr;  // the request is freed with it
 }
@@ -458,17 +480,6 @@ void AdminListener::onRequest(evhttp_request* req, void* self) {
 }
 
 namespace {
-const char* reasonPhrase(int status) {
-  switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 503: return "Service Unavailable";
-    default: return "Error";
-  }
-}
-
 constexpr const char* kJson = "application/json";
 constexpr const char* kEndpoints =
     "[\"/\",\"/healthz\",\"/ready\",\"/stats\",\"/metrics\",\"/config\",\"/connections\","
@@ -490,16 +501,6 @@ size_t limitOf(evhttp_request* req) {
   return limit;
 }
 }  // namespace
-
-void sendReply(evhttp_request* req, int status, const char* type, const std::string& body) {
-  evkeyvalq* headers = evhttp_request_get_output_headers(req);
-  evhttp_add_header(headers, "Content-Type", type);
-  evhttp_add_header(headers, "Cache-Control", "no-store");
-  evbuffer* out = evbuffer_new();
-  evbuffer_add(out, body.data(), body.size());
-  evhttp_send_reply(req, status, reasonPhrase(status), out);
-  evbuffer_free(out);
-}
 
 void AdminListener::handle(evhttp_request* req) {
   const char* raw_path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));

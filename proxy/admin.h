@@ -95,8 +95,6 @@ class AdminListener {
   uint64_t next_gather_ = 0;
 };
 
-// Sends `body` with `status` and the content type (admin thread).
-void sendReply(evhttp_request* req, int status, const char* type, const std::string& body);
 // GET /connections: {"total":N,"connections":[...]} with at most `limit` entries, oldest first.
 std::string renderConnectionsJson(std::vector<ConnectionInfo> connections, size_t limit);
 
