@@ -12,6 +12,7 @@ namespace wsb::filters {
 class FilterChain {
  public:
   FilterChain(const std::vector<FactoryPtr>& factories, FilterCallbacks& callbacks);
+  ~FilterChain();
 
   bool empty() const { return filters_.empty(); }
 
@@ -29,13 +30,19 @@ class FilterChain {
   Status onConnect(HandshakeContext& context);
   void onPong(Side side);
   void onClose(const CloseInfo& info);
+  // Inside a FilterCallbacks call made by a filter: that filter's position in the chain (so the
+  // connection can attribute the action, e.g. in the stats).
+  size_t acting() const { return acting_; }
 
  private:
+  class Attributed;  // the callbacks one filter sees: marks it acting, then forwards
   Status runHandshakeFrom(size_t index, HandshakeContext& context);
 
+  std::vector<std::unique_ptr<Attributed>> callbacks_;  // outlive the filters using them
   std::vector<std::unique_ptr<Filter>> filters_;
   size_t stopped_at_ = 0;
   bool closed_ = false;
+  size_t acting_ = 0;
 };
 
 }  // namespace wsb::filters

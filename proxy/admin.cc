@@ -19,6 +19,7 @@
 #include <tuple>
 
 #include "codec/http1.h"
+#include "proxy/dashboard.h"
 
 namespace wsb::proxy {
 
@@ -227,13 +228,25 @@ struct AdminListener::Probe {
   }
 };
 
-AdminListener::AdminListener(std::vector<const WorkerStats*> workers)
-    : workers_(std::move(workers)) {}
+// A request answered once every worker has reported (or the deadline passed).
+struct AdminListener::Gather {
+  evhttp_request* req = nullptr;  // null once the client went away
+  const char* type = "application/json";
+  Render render;
+  WorkerReport merged;
+  std::vector<bool> replied;
+  size_t pending = 0;
+  std::unique_ptr<Timer> deadline;
+};
+
+AdminListener::AdminListener(std::vector<WorkerHandle> workers, AdminActions actions)
+    : workers_(std::move(workers)), actions_(std::move(actions)) {}
 
 AdminListener::~AdminListener() {
   stop();
   probe_timer_.reset();
   probes_.clear();
+  gathers_.clear();
   if (http_ != nullptr) evhttp_free(http_);
 }
 
@@ -256,7 +269,7 @@ bool AdminListener::start(SnapshotPtr snapshot, std::string* error) {
   if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
   if (host.empty() || host == "*") host = "0.0.0.0";
   http_ = evhttp_new(dispatcher_.base());
-  evhttp_set_allowed_methods(http_, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+  evhttp_set_allowed_methods(http_, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
   evhttp_set_gencb(http_, &AdminListener::onRequest, this);
   evhttp_bound_socket* bound = evhttp_bind_socket_with_handle(http_, host.c_str(), address.port);
   if (bound == nullptr) {
@@ -290,11 +303,103 @@ void AdminListener::setSnapshot(SnapshotPtr snapshot) {
   });
 }
 
-StatsTotals AdminListener::collect() const {
-  StatsTotals totals;
-  for (const WorkerStats* w : workers_) totals.add(*w);
-  for (const auto& [key, probe] : probes_) totals.health[key] = probe->health;
-  return totals;
+// ---- gathering from workers ----
+
+namespace {
+// A worker that has not answered by then has ended its loop (after a drain) or is stuck.
+constexpr Duration kGatherDeadline{1000};
+
+const char* reasonPhrase(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 503: return "Service Unavailable";
+    default: return "Error";
+  }
+}
+
+// Sends `body` with `status` and the content type.
+void sendReply(evhttp_request* req, int status, const char* type, const std::string& body) {
+  evkeyvalq* headers = evhttp_request_get_output_headers(req);
+  evhttp_add_header(headers, "Content-Type", type);
+  evhttp_add_header(headers, "Cache-Control", "no-store");
+  evbuffer* out = evbuffer_new();
+  evbuffer_add(out, body.data(), body.size());
+  evhttp_send_reply(req, status, reasonPhrase(status), out);
+  evbuffer_free(out);
+}
+
+void onConnectionClosed(evhttp_connection*, void* gather_req) {
+  *static_cast<evhttp_request**>(gather_req) = nullptr;  // the request is freed with it
+}
+}  // namespace
+
+void AdminListener::gather(evhttp_request* req, const char* type, Render render) {
+  uint64_t id = next_gather_++;
+  auto g = std::make_unique<Gather>();
+  g->req = req;
+  g->type = type;
+  g->render = std::move(render);
+  g->replied.assign(workers_.size(), false);
+  g->pending = workers_.size();
+  g->deadline = std::make_unique<Timer>(dispatcher_, [this, id] { finishGather(id); });
+  g->deadline->arm(kGatherDeadline);
+  evhttp_connection_set_closecb(evhttp_request_get_connection(req), &onConnectionClosed, &g->req);
+  gathers_[id] = std::move(g);
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    workers_[i].report([this, id, i](WorkerReport report) {
+      dispatcher_.post([this, id, i, report = std::move(report)]() mutable {
+        onReport(id, i, std::move(report));
+      });
+    });
+  }
+  if (workers_.empty()) finishGather(id);
+}
+
+void AdminListener::onReport(uint64_t id, size_t worker, WorkerReport report) {
+  auto it = gathers_.find(id);
+  if (it == gathers_.end()) return;  // answered at the deadline already
+  Gather& g = *it->second;
+  g.merged.totals.merge(report.totals);
+  for (auto& c : report.connections) g.merged.connections.push_back(std::move(c));
+  g.replied[worker] = true;
+  if (--g.pending == 0) finishGather(id);
+}
+
+void AdminListener::finishGather(uint64_t id) {
+  auto it = gathers_.find(id);
+  if (it == gathers_.end()) return;
+  std::unique_ptr<Gather> g = std::move(it->second);
+  gathers_.erase(it);
+  if (g->req == nullptr) return;
+  evhttp_connection_set_closecb(evhttp_request_get_connection(g->req), nullptr, nullptr);
+  // Workers that did not answer write no more: their counters are read directly.
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    if (!g->replied[i] && workers_[i].stats != nullptr) g->merged.totals.add(*workers_[i].stats);
+  }
+  for (const auto& [key, probe] : probes_) g->merged.totals.health[key] = probe->health;
+  auto [status, body] = g->render(g->merged.totals, g->merged.connections);
+  sendReply(g->req, status, g->type, body);
+}
+
+std::string renderConnectionsJson(std::vector<ConnectionInfo> connections, size_t limit) {
+  std::sort(connections.begin(), connections.end(),
+            [](const ConnectionInfo& a, const ConnectionInfo& b) { return a.age_us > b.age_us; });
+  std::string out = "{\"total\":" + std::to_string(connections.size()) + ",\"connections\":[";
+  for (size_t i = 0; i < connections.size() && i < limit; ++i) {
+    const ConnectionInfo& c = connections[i];
+    out += std::string(i ? "," : "") + "{\"route\":" + quoted(c.route) +
+           ",\"cluster\":" + quoted(c.cluster) + ",\"client\":" + quoted(c.client) +
+           ",\"user\":" + (c.user.empty() ? std::string("null") : quoted(c.user)) +
+           ",\"age_ms\":" + std::to_string(c.age_us / 1000) +
+           ",\"messages\":{\"to_upstream\":" + std::to_string(c.messages[0]) +
+           ",\"to_client\":" + std::to_string(c.messages[1]) +
+           "},\"bytes\":{\"to_upstream\":" + std::to_string(c.bytes[0]) +
+           ",\"to_client\":" + std::to_string(c.bytes[1]) + "}}";
+  }
+  return out + "]}\n";
 }
 
 std::pair<int, std::string> AdminListener::readiness() const {
@@ -374,37 +479,103 @@ void AdminListener::onRequest(evhttp_request* req, void* self) {
   static_cast<AdminListener*>(self)->handle(req);
 }
 
+namespace {
+constexpr const char* kJson = "application/json";
+constexpr const char* kEndpoints =
+    "[\"/\",\"/healthz\",\"/ready\",\"/stats\",\"/metrics\",\"/config\",\"/connections\","
+    "\"POST /drain\",\"POST /reload\"]";
+
+// ?limit=N, 100 by default.
+size_t limitOf(evhttp_request* req) {
+  const char* query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+  if (query == nullptr) return 100;
+  evkeyvalq params;
+  if (evhttp_parse_query_str(query, &params) != 0) return 100;
+  size_t limit = 100;
+  if (const char* v = evhttp_find_header(&params, "limit")) {
+    char* end = nullptr;
+    unsigned long n = std::strtoul(v, &end, 10);
+    if (end != v && *end == '\0') limit = n;
+  }
+  evhttp_clear_headers(&params);
+  return limit;
+}
+}  // namespace
+
 void AdminListener::handle(evhttp_request* req) {
   const char* raw_path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
   std::string_view path = raw_path != nullptr ? raw_path : "/";
-  int status = 200;
-  std::string body;
-  const char* type = "application/json";
-  if (path == "/healthz") {
-    body = "ok\n";
-    type = "text/plain; charset=utf-8";
-  } else if (path == "/ready") {
-    std::tie(status, body) = readiness();
-  } else if (path == "/stats") {
-    body = renderStatsJson(collect()) + "\n";
-  } else if (path == "/metrics") {
-    body = renderPrometheus(collect());
-    type = "text/plain; version=0.0.4; charset=utf-8";
-  } else if (path == "/config") {
-    body = renderConfigJson(snapshot_->config()) + "\n";
-  } else {
-    status = 404;
-    body = "{\"error\":\"not found\",\"endpoints\":[\"/healthz\",\"/ready\",\"/stats\","
-           "\"/metrics\",\"/config\"]}\n";
+  bool post = evhttp_request_get_command(req) == EVHTTP_REQ_POST;
+  bool post_path = path == "/drain" || path == "/reload";
+  if (post != post_path) {
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", post ? "GET, HEAD" : "POST");
+    sendReply(req, 405, kJson, "{\"error\":\"method not allowed\"}\n");
+    return;
   }
-  evkeyvalq* headers = evhttp_request_get_output_headers(req);
-  evhttp_add_header(headers, "Content-Type", type);
-  evhttp_add_header(headers, "Cache-Control", "no-store");
-  evbuffer* out = evbuffer_new();
-  evbuffer_add(out, body.data(), body.size());
-  const char* reason = status == 200 ? "OK" : status == 503 ? "Service Unavailable" : "Not Found";
-  evhttp_send_reply(req, status, reason, out);
-  evbuffer_free(out);
+  if (path == "/healthz") {
+    sendReply(req, 200, "text/plain; charset=utf-8", "ok\n");
+  } else if (path == "/ready") {
+    auto [status, body] = readiness();
+    sendReply(req, status, kJson, body);
+  } else if (path == "/stats") {
+    gather(req, kJson, [](StatsTotals& totals, std::vector<ConnectionInfo>&) {
+      return std::pair{200, renderStatsJson(totals) + "\n"};
+    });
+  } else if (path == "/metrics") {
+    gather(req, "text/plain; version=0.0.4; charset=utf-8",
+           [](StatsTotals& totals, std::vector<ConnectionInfo>&) {
+             return std::pair{200, renderPrometheus(totals)};
+           });
+  } else if (path == "/connections") {
+    size_t limit = limitOf(req);
+    gather(req, kJson, [limit](StatsTotals&, std::vector<ConnectionInfo>& connections) {
+      return std::pair{200, renderConnectionsJson(std::move(connections), limit)};
+    });
+  } else if (path == "/config") {
+    sendReply(req, 200, kJson, renderConfigJson(snapshot_->config()) + "\n");
+  } else if (path == "/" || path == "/index.html") {
+    sendReply(req, 200, "text/html; charset=utf-8", std::string(kDashboardHtml));
+  } else if (path == "/drain") {
+    spdlog::info("POST /drain: draining connections");
+    draining_.store(true);
+    actions_.drain();
+    sendReply(req, 200, kJson, "{\"draining\":true}\n");
+  } else if (path == "/reload") {
+    postReload(req);
+  } else {
+    sendReply(req, 404, kJson,
+              std::string("{\"error\":\"not found\",\"endpoints\":") + kEndpoints + "}\n");
+  }
+}
+
+void AdminListener::postReload(evhttp_request* req) {
+  if (draining_.load()) {
+    sendReply(req, 503, kJson, "{\"reloaded\":false,\"errors\":[\"draining\"]}\n");
+    return;
+  }
+  // Answered through a gather-like slot so a client that leaves does not leave a dangling request.
+  uint64_t id = next_gather_++;
+  auto g = std::make_unique<Gather>();
+  g->req = req;
+  evhttp_connection_set_closecb(evhttp_request_get_connection(req), &onConnectionClosed, &g->req);
+  gathers_[id] = std::move(g);
+  actions_.reload([this, id](std::vector<std::string> errors) {
+    dispatcher_.post([this, id, errors = std::move(errors)] {
+      auto it = gathers_.find(id);
+      if (it == gathers_.end()) return;
+      std::unique_ptr<Gather> g = std::move(it->second);
+      gathers_.erase(it);
+      if (g->req == nullptr) return;
+      evhttp_connection_set_closecb(evhttp_request_get_connection(g->req), nullptr, nullptr);
+      if (errors.empty()) {
+        sendReply(g->req, 200, kJson, "{\"reloaded\":true}\n");
+        return;
+      }
+      std::string body = "{\"reloaded\":false,\"errors\":[";
+      for (size_t i = 0; i < errors.size(); ++i) body += (i ? "," : "") + quoted(errors[i]);
+      sendReply(g->req, 400, kJson, body + "]}\n");
+    });
+  });
 }
 
 }  // namespace wsb::proxy

@@ -1,8 +1,11 @@
 // The admin listener: an evhttp server on its own thread and event loop answering /healthz,
-// /ready, /stats, /metrics and /config, and probing upstream endpoints for readiness.
+// /ready, /stats, /metrics, /config, /connections, POST /drain and /reload, and the dashboard at /,
+// and probing upstream endpoints for readiness.
 #pragma once
 
 #include <atomic>
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -21,10 +24,26 @@ struct evhttp_request;
 
 namespace wsb::proxy {
 
+// How the admin listener reaches one worker.
+struct WorkerHandle {
+  // Asks the worker's thread for its report; `done` runs on that thread.
+  std::function<void(std::function<void(WorkerReport)>)> report;
+  // Read directly when the worker does not answer (its loop has ended).
+  const WorkerStats* stats = nullptr;
+};
+
+// What POST /reload and POST /drain do (the server's SIGHUP and SIGTERM). Called on the admin
+// thread; they hand the work to the main thread.
+struct AdminActions {
+  // `done(errors)`, from any thread: empty errors = reloaded.
+  std::function<void(std::function<void(std::vector<std::string>)>)> reload;
+  std::function<void()> drain;
+};
+
 class AdminListener {
  public:
-  // `workers`: every worker's counters; they must outlive stop().
-  explicit AdminListener(std::vector<const WorkerStats*> workers);
+  // `workers` must outlive stop().
+  AdminListener(std::vector<WorkerHandle> workers, AdminActions actions);
   ~AdminListener();
   AdminListener(const AdminListener&) = delete;
   AdminListener& operator=(const AdminListener&) = delete;
@@ -45,15 +64,23 @@ class AdminListener {
 
  private:
   struct Probe;
+  struct Gather;
   static void onRequest(evhttp_request* req, void* self);
   void handle(evhttp_request* req);
-  StatsTotals collect() const;
+  // Asks every worker for its report, then `render(totals, connections)` answers the request.
+  using Render = std::function<std::pair<int, std::string>(StatsTotals&,
+                                                           std::vector<ConnectionInfo>&)>;
+  void gather(evhttp_request* req, const char* type, Render render);
+  void onReport(uint64_t id, size_t worker, WorkerReport report);
+  void finishGather(uint64_t id);
+  void postReload(evhttp_request* req);
   // 200 {"ready":true} or 503 {"ready":false,"reasons":[...]}.
   std::pair<int, std::string> readiness() const;
   void probeAll();
   void startProbe(Probe& probe);
 
-  std::vector<const WorkerStats*> workers_;
+  std::vector<WorkerHandle> workers_;
+  AdminActions actions_;
   Dispatcher dispatcher_;
   evhttp* http_ = nullptr;
   uint16_t port_ = 0;
@@ -64,7 +91,12 @@ class AdminListener {
   // Admin thread only (setSnapshot posts to it).
   SnapshotPtr snapshot_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Probe>> probes_;
+  std::map<uint64_t, std::unique_ptr<Gather>> gathers_;  // requests waiting for worker reports
+  uint64_t next_gather_ = 0;
 };
+
+// GET /connections: {"total":N,"connections":[...]} with at most `limit` entries, oldest first.
+std::string renderConnectionsJson(std::vector<ConnectionInfo> connections, size_t limit);
 
 // 127.0.0.0/8, ::1 and localhost.
 bool isLoopbackHost(std::string_view host);

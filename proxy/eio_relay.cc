@@ -4,6 +4,8 @@
 #include <event2/buffer.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "codec/engineio.h"
 #include "codec/socketio.h"
 
@@ -54,7 +56,40 @@ void EioRelay::heartbeatFailed(const char* why) {
   upstream().abort();
 }
 
+void EioRelay::drain(std::string_view reason) {
+  // A session that began over polling joined "/" before this WebSocket: its CONNECT went unseen.
+  if (namespaces_.empty() && !eio_.rewrite_open) namespaces_.emplace_back("/");
+  for (const std::string& nsp : namespaces_) {
+    std::string packet = "4";
+    sio::appendDisconnect(packet, nsp);
+    client().sendMessage(ws::Opcode::Text, packet);
+  }
+  client().sendMessage(ws::Opcode::Text, "1");  // Engine.IO close
+  WsRelay::drain(reason);
+}
+
+void EioRelay::track(std::string_view text, bool from_upstream) {
+  // Only CONNECT, DISCONNECT and events are decoded: "4" + the Socket.IO type digit.
+  if (text.size() < 2 || text[0] != '4') return;
+  char type = text[1];
+  bool membership = type == '0' || type == '1';
+  if (!membership && !((type == '2' || type == '5') && eio_.count_event)) return;
+  sio::Packet packet;
+  if (sio::decodePacket(text.substr(1), &packet) != sio::DecodeError::None) return;
+  std::string_view nsp, query;
+  sio::splitNamespace(packet.nsp, &nsp, &query);
+  auto joined = std::find(namespaces_.begin(), namespaces_.end(), nsp);
+  if (packet.type == sio::PacketType::Connect && from_upstream) {
+    if (joined == namespaces_.end()) namespaces_.emplace_back(nsp);
+  } else if (packet.type == sio::PacketType::Disconnect) {
+    if (joined != namespaces_.end()) namespaces_.erase(joined);
+  } else if (!membership) {
+    if (auto name = sio::eventName(packet, json_)) eio_.count_event(*name);
+  }
+}
+
 bool EioRelay::admit(WsEndpoint& from, ws::Opcode opcode, evbuffer* payload) {
+  if (opcode == ws::Opcode::Text) track(view(payload), from.side() == WsEndpoint::Side::Upstream);
   return from.side() == WsEndpoint::Side::Upstream ? admitFromUpstream(opcode, payload)
                                                    : admitFromClient(opcode, payload);
 }

@@ -10,8 +10,10 @@
 // becomes a string, and binary frames gain or lose v3's leading packet-type byte.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "proxy/sio_inspector.h"
 #include "proxy/sticky_sid.h"
@@ -27,6 +29,7 @@ struct EioRelayOptions {
   Duration ping_timeout{20000};
   SioInspector::ConnectCheck connect_check;  // filters' verdict on the client's CONNECT packets
   bool client_eio3 = false;                  // the client speaks Engine.IO v3 / Socket.IO v4
+  std::function<void(std::string_view name)> count_event;  // every EVENT, both ways (stats)
 };
 
 class EioRelay : public WsRelay {
@@ -37,6 +40,8 @@ class EioRelay : public WsRelay {
 
   void start();
 
+  // DISCONNECT for every namespace the client joined and the Engine.IO close, then close 1001.
+  void drain(std::string_view reason) override;
   void notify(filters::Side toward, std::string_view notice) override;
   void ackError(filters::Side toward, const filters::Event& event,
                 std::string_view args_json) override;
@@ -49,6 +54,8 @@ class EioRelay : public WsRelay {
   // A v3 client's text message: true forwards the (possibly rewritten) payload.
   bool adaptFromClientV3(std::string_view text, evbuffer* payload);
   void heartbeatFailed(const char* why);
+  // Follows the joined namespaces and counts events, whatever the filters decide.
+  void track(std::string_view text, bool from_upstream);
 
   EioRelayOptions eio_;
   SioInspector to_upstream_{filters::Direction::ToUpstream};
@@ -57,6 +64,8 @@ class EioRelay : public WsRelay {
   std::unique_ptr<Timer> pong_deadline_;
   std::unique_ptr<Timer> upstream_liveness_;  // the upstream must keep pinging
   bool open_seen_ = false;
+  std::vector<std::string> namespaces_;  // acknowledged by the upstream's CONNECT
+  sio::JsonReader json_;                 // event names with escapes
 };
 
 }  // namespace wsb::proxy

@@ -26,7 +26,7 @@ EioServerApp::EioServerApp(Worker& worker, SnapshotPtr snapshot, const config::R
       handshake_request_(std::move(handshake)),
       client_ip_(std::move(client_ip)) {
   LiveObjects::instance().add(&worker.dispatcher(), this, [this] {
-    if (open_) close(ws::close_code::kGoingAway, "server shutting down");
+    if (open_) drainSession();
   });
 }
 
@@ -87,6 +87,8 @@ void EioServerApp::discard() {
 
 void EioServerApp::opened() {
   open_ = true;
+  worker_.stats().route(route_.path).countOpened();
+  worker_.stats().cluster(route_.cluster).countOpened();
   if (chain_) chain_->onEstablished();
   onOpened();
 }

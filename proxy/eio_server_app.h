@@ -47,6 +47,8 @@ class EioServerApp : public Deletable, public EioApp, public filters::FilterCall
   // The filters let the session in: answer decide({}) now, or once what it needs is ready.
   virtual void ready() { decide({}); }
   virtual void onOpened() {}
+  // SIGTERM: the session closes (apps first say goodbye the way their protocol does).
+  virtual void drainSession() { close(ws::close_code::kGoingAway, "server shutting down"); }
   void decide(std::string rejection);
   // The Engine.IO options of the route: its heartbeat (a heartbeat filter's, if any), payload
   // limit and transports, and v3 framing for an EIO=3 handshake.

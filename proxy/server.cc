@@ -67,6 +67,7 @@ int Server::run() {
     event_base_loopbreak(h->main->base());
   };
   auto on_hup = [](evutil_socket_t, short, void* arg) {
+    spdlog::info("SIGHUP: reloading");
     static_cast<Handlers*>(arg)->server->reload();
   };
   event* sigint = evsignal_new(main.base(), SIGINT, on_stop, &handlers);
@@ -100,9 +101,23 @@ int Server::run() {
     workers_.push_back(std::move(worker));
   }
   if (config_->admin.address) {
-    std::vector<const WorkerStats*> stats;
-    for (auto& w : workers_) stats.push_back(&w->stats());
-    admin_ = std::make_unique<AdminListener>(std::move(stats));
+    std::vector<WorkerHandle> handles;
+    for (auto& w : workers_) {
+      Worker* worker = w.get();
+      handles.push_back({[worker](auto done) { worker->report(std::move(done)); }, &w->stats()});
+    }
+    // POST /reload and /drain run on this thread, like the signals.
+    AdminActions actions;
+    actions.reload = [this, &main](std::function<void(std::vector<std::string>)> done) {
+      main.post([this, done = std::move(done)] { done(reload()); });
+    };
+    actions.drain = [this, &main] {
+      main.post([this, &main] {
+        drain();
+        event_base_loopbreak(main.base());
+      });
+    };
+    admin_ = std::make_unique<AdminListener>(std::move(handles), std::move(actions));
     std::string error;
     if (!admin_->start(snapshot_, &error)) {
       spdlog::error("{}", error);
@@ -133,27 +148,39 @@ void Server::drain() {
   for (auto& w : workers_) w->drain(config_->runtime.drain_timeout);
 }
 
-void Server::reload() {
+std::vector<std::string> Server::reload() {
   if (config_path_.empty()) {
-    spdlog::warn("SIGHUP: running on the embedded default config; nothing to reload");
-    return;
+    spdlog::warn("reload: running on the embedded default config; nothing to reload");
+    return {"running on the embedded default config; nothing to reload"};
   }
   config::LoadResult result = config::loadFile(config_path_);
   if (!result.ok()) {
     for (const auto& e : result.errors) spdlog::error("reload refused: {}", e);
-    return;
+    return result.errors;
   }
   std::vector<std::string> errors;
   SnapshotPtr snapshot = Snapshot::build(result.config, &errors);
   if (!snapshot) {
     for (const auto& e : errors) spdlog::error("reload refused: {}", e);
-    return;
+    return errors;
+  }
+  std::vector<Worker::PreparedListeners> prepared(workers_.size());
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    std::string error;
+    if (!workers_[i]->prepareListeners(*snapshot, &prepared[i], &error)) {
+      for (const auto& p : prepared) Worker::closePrepared(p);
+      spdlog::error("reload refused: {}", error);
+      return {error};
+    }
   }
   config_ = result.config;
   snapshot_ = snapshot;
-  for (auto& w : workers_) w->setSnapshot(snapshot_);
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    workers_[i]->setSnapshot(snapshot_, std::move(prepared[i]));
+  }
   if (admin_) admin_->setSnapshot(snapshot_);
   spdlog::info("reloaded {}", config_path_);
+  return {};
 }
 
 }  // namespace wsb::proxy

@@ -24,7 +24,8 @@ class Server {
   int run();
 
  private:
-  void reload();
+  // Loads the config file again; the errors (file:line:col) when it is refused, else none.
+  std::vector<std::string> reload();
   void drain();
 
   config::ConfigPtr config_;

@@ -58,18 +58,28 @@ bool offered(const std::string* list, std::string_view protocol) {
   return list != nullptr && http::hasToken(*list, protocol);
 }
 
-// Counted once per bridged connection, at its end: the endpoints hold the message counts until
-// then. Counted at the client's endpoint (what the client sent / received); translate up does
-// not expose its client endpoint, so only its connection counts are kept.
+// Messages and bytes are counted at the client's endpoint (what the client sent / received).
+const WsEndpoint* clientEndpoint(Bridge* bridge) {
+  if (auto* relay = dynamic_cast<WsRelay*>(bridge)) return &relay->client();
+  if (auto* up = dynamic_cast<TranslateUp*>(bridge)) return up->clientEndpoint();
+  return nullptr;
+}
+
+// By Flow: to upstream (what the client sent), to client (what it received).
+void flowCounts(Bridge* bridge, uint64_t (&messages)[2], uint64_t (&bytes)[2]) {
+  if (const WsEndpoint* client = clientEndpoint(bridge)) {
+    messages[0] = client->messagesIn();
+    bytes[0] = client->bytesIn();
+    messages[1] = client->messagesOut();
+    bytes[1] = client->bytesOut();
+  }
+}
+
+// Counted once per bridged connection, at its end: the endpoints hold the counts until then.
 void countClosed(RouteCounters& counters, Bridge* bridge) {
   uint16_t code = bridge ? bridge->closeInfo().code : 0;
   uint64_t messages[2] = {0, 0}, bytes[2] = {0, 0};
-  if (auto* relay = dynamic_cast<WsRelay*>(bridge)) {
-    messages[0] = relay->client().messagesIn();
-    bytes[0] = relay->client().bytesIn();
-    messages[1] = relay->client().messagesOut();
-    bytes[1] = relay->client().bytesOut();
-  }
+  flowCounts(bridge, messages, bytes);
   // No close code: the TCP connection just ended (1006, never sent on the wire).
   counters.countClosed(code != 0 ? code : 1006, messages, bytes);
 }
@@ -150,9 +160,42 @@ void Session::drain() {
 
 void Session::abort() { finish(); }
 
+void Session::countOpened() {
+  opened_at_ = worker_.dispatcher().now();
+  worker_.stats().route(route_->path).countOpened();
+  worker_.stats().cluster(route_->cluster).countOpened();
+}
+
+bool Session::describe(ConnectionInfo* out) const {
+  if (state_ != State::Bridging) return false;
+  out->route = route_->path;
+  out->cluster = route_->cluster;
+  out->client = client_ip_ + ":" + std::to_string(client_port_);
+  auto sub = attributes_.find("jwt.sub");
+  if (sub != attributes_.end()) out->user = sub->second;
+  auto age = worker_.dispatcher().now() - opened_at_;
+  out->age_us = std::chrono::duration_cast<std::chrono::microseconds>(age).count();
+  flowCounts(bridge_.get(), out->messages, out->bytes);
+  return true;
+}
+
+void Session::countFilterAction(std::string_view action) {
+  const auto& names = route_->filters;
+  size_t acting = chain_ ? chain_->acting() : names.size();
+  if (acting >= names.size()) return;
+  auto spec = snapshot_->config().filters.find(names[acting]);
+  if (spec != snapshot_->config().filters.end()) {
+    worker_.stats().countFilterAction(spec->second.type, action);
+  }
+}
+
 void Session::finish() {
   if (state_ == State::Done) return;
-  if (state_ == State::Bridging || reconnecting_) countClosed(worker_.stats().route(route_->path), bridge_.get());
+  if (state_ == State::Bridging || reconnecting_) {
+    countClosed(worker_.stats().route(route_->path), bridge_.get());
+    uint16_t code = bridge_ && bridge_->closeInfo().code != 0 ? bridge_->closeInfo().code : 1006;
+    worker_.stats().cluster(route_->cluster).countClosed(code, {0, 0}, {0, 0});
+  }
   state_ = State::Done;
   if (chain_) {
     filters::CloseInfo info;
@@ -467,6 +510,7 @@ void Session::connectNext() {
     upstream_ = bufferevent_socket_new(base, -1, kOptions);
   }
   worker_.balance(route_->cluster).active[endpoint_]++;
+  connect_started_ = worker_.dispatcher().now();
   bufferevent_setcb(upstream_, &Session::onUpstreamRead, nullptr, &Session::onUpstreamEvent, this);
   state_ = State::Connecting;
   timer_->arm(cluster_->config->connect_timeout);
@@ -605,6 +649,10 @@ std::string Session::upstreamTarget() {
 }
 
 void Session::onUpstreamConnected() {
+  worker_.stats()
+      .connectLatency(route_->cluster, cluster_->endpoints[endpoint_].address.str())
+      .observe(std::chrono::duration_cast<std::chrono::microseconds>(worker_.dispatcher().now() -
+                                                                     connect_started_));
   if (mode_ == Mode::EioPolling) {
     sendPollingRequest();
     return;
@@ -754,6 +802,7 @@ void Session::onUpstreamUpgraded(const std::string& protocol) {
   }
   WsEndpointOptions options;
   options.max_message = route_->max_message;
+  options.relay_latency = &worker_.stats().relayLatency();
   bufferevent* upstream = upstream_;
   upstream_ = nullptr;  // the bridge owns it now; the endpoint count stays until it is done
   size_t endpoint = endpoint_;
@@ -769,7 +818,7 @@ void Session::onUpstreamUpgraded(const std::string& protocol) {
     return;
   }
   bufferevent* client = acceptClient(protocol);
-  worker_.stats().route(route_->path).countOpened();
+  countOpened();
   if (mode_ == Mode::EioWebSocket) {
     EioRelayOptions eio;
     eio.signer = &snapshot_->signerOf(*route_);
@@ -778,6 +827,9 @@ void Session::onUpstreamUpgraded(const std::string& protocol) {
     eio.ping_interval = route_->ping_interval;
     eio.ping_timeout = route_->ping_timeout;
     eio.client_eio3 = client_eio3_;
+    eio.count_event = [&stats = worker_.stats(), route = route_->path](std::string_view name) {
+      stats.countEvent(route, name);
+    };
     if (chain_) {
       eio.connect_check = [this](std::string_view, std::string_view auth) {
         return checkConnect(auth);
@@ -819,7 +871,7 @@ void Session::startTranslateUp(bufferevent* upstream, const WsEndpointOptions& o
   callbacks.ready = [this] {
     timer_->cancel();
     state_ = State::Bridging;
-    worker_.stats().route(route_->path).countOpened();
+    countOpened();
     static_cast<TranslateUp*>(bridge_.get())->attachClient(acceptClient(""));
     if (chain_) chain_->onEstablished();
   };
@@ -866,6 +918,7 @@ void Session::reconnectUpstream() {
 // ---- filters::FilterCallbacks ----
 
 void Session::reject(int status, std::string_view message, const http::Headers& extra) {
+  countFilterAction("reject_" + std::to_string(status));
   if (in_connect_check_) {
     connect_refusal_ = std::string(message);
     return;
@@ -878,6 +931,7 @@ void Session::reject(int status, std::string_view message, const http::Headers& 
 }
 
 void Session::notify(filters::Side toward, std::string_view notice) {
+  countFilterAction("notify");
   if (bridge_) {
     bridge_->notify(toward, notice);
   } else if (mode_ == Mode::EioPolling && toward == filters::Side::Client && !client_sid_.empty()) {
@@ -896,6 +950,7 @@ void Session::ackError(filters::Side toward, const filters::Event& event,
 }
 
 void Session::close(uint16_t code, std::string_view reason) {
+  countFilterAction("close_" + std::to_string(code));
   if (!bridge_) {
     respondError(code == ws::close_code::kTooBig ? 413 : 403, reason);
     return;
@@ -907,6 +962,7 @@ bool Session::ping(filters::Side side) { return bridge_ && bridge_->ping(side); 
 
 void Session::pauseReading(filters::Side side, Duration delay) {
   if (!bridge_) return;
+  countFilterAction("shape");
   auto& timer = shape_timers_[side == filters::Side::Client ? 0 : 1];
   if (!timer) {
     timer = std::make_unique<proxy::Timer>(worker_.dispatcher(), [this, side] {

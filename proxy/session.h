@@ -21,6 +21,7 @@ namespace wsb::proxy {
 
 class Worker;
 class Bridge;
+struct ConnectionInfo;
 
 class Session : public Deletable, public filters::FilterCallbacks {
  public:
@@ -33,6 +34,8 @@ class Session : public Deletable, public filters::FilterCallbacks {
   void drain();
   // Immediate close (drain timeout).
   void abort();
+  // Fills `out` and returns true once the connection is bridged (GET /connections).
+  bool describe(ConnectionInfo* out) const;
 
  private:
   enum class State { ReadingRequest, Filtering, Connecting, UpstreamHandshake, Responding, Bridging, Done };
@@ -96,6 +99,9 @@ class Session : public Deletable, public filters::FilterCallbacks {
                         std::function<void()> on_done);
   void releaseUpstream();
   void finish();
+  void countOpened();
+  // Counts a filter decision under the acting filter's type.
+  void countFilterAction(std::string_view action);
 
   Worker& worker_;
   SnapshotPtr snapshot_;
@@ -138,6 +144,8 @@ class Session : public Deletable, public filters::FilterCallbacks {
   std::optional<std::string> connect_refusal_;  // keep-alive requests already answered                     // when the session ended with an HTTP answer
 
   std::unique_ptr<Bridge> bridge_;
+  std::chrono::steady_clock::time_point connect_started_;  // of the current upstream attempt
+  std::chrono::steady_clock::time_point opened_at_;        // bridged since
 };
 
 }  // namespace wsb::proxy

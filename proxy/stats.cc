@@ -1,12 +1,116 @@
 // Stats: summing worker counters and rendering them as JSON and Prometheus text.
 #include "proxy/stats.h"
 
+#include <algorithm>
+#include <cstdio>
+#include <vector>
+
 #include "codec/http1.h"
 
 namespace wsb::proxy {
 
 std::string_view flowName(Flow flow) {
   return flow == Flow::ToUpstream ? "to_upstream" : "to_client";
+}
+
+void Histogram::observe(std::chrono::microseconds elapsed) {
+  double ms = static_cast<double>(elapsed.count()) / 1000.0;
+  size_t i = std::lower_bound(std::begin(kLatencyBucketsMs), std::end(kLatencyBucketsMs), ms) -
+             std::begin(kLatencyBucketsMs);
+  bump<uint64_t>(buckets[i], 1);
+  bump(sum_us, static_cast<uint64_t>(std::max<int64_t>(elapsed.count(), 0)));
+}
+
+void WorkerStats::countEvent(const std::string& route, std::string_view name) {
+  std::pair<std::string, std::string> key{route, std::string(name)};
+  std::atomic<uint64_t>* slot = events_.find(key);
+  if (slot == nullptr) {
+    // A new name: its own slot while the route has fewer than kTopEvents (counted by this worker
+    // alone, so no lock), else "other".
+    size_t& names = event_names_[route];
+    if (names < kTopEvents) {
+      ++names;
+    } else {
+      key.second = kOtherEvent;
+    }
+    slot = &events_.at(key);
+  }
+  bump<uint64_t>(*slot, 1);
+}
+
+void HistogramTotals::add(const Histogram& h) {
+  for (size_t i = 0; i < kLatencyBuckets; ++i) {
+    buckets[i] += h.buckets[i].load(std::memory_order_relaxed);
+  }
+  sum_us += h.sum_us.load(std::memory_order_relaxed);
+}
+
+void HistogramTotals::add(const HistogramTotals& h) {
+  for (size_t i = 0; i < kLatencyBuckets; ++i) buckets[i] += h.buckets[i];
+  sum_us += h.sum_us;
+}
+
+uint64_t HistogramTotals::count() const {
+  uint64_t n = 0;
+  for (uint64_t b : buckets) n += b;
+  return n;
+}
+
+namespace {
+void addRoute(RouteTotals& to, const RouteTotals& from) {
+  to.accepted += from.accepted;
+  to.active += from.active;
+  for (int i = 0; i < 2; ++i) {
+    to.messages[i] += from.messages[i];
+    to.bytes[i] += from.bytes[i];
+  }
+  for (const auto& [code, n] : from.closed) to.closed[code] += n;
+}
+
+template <typename K>
+void addCounts(std::map<K, uint64_t>& to, const std::map<K, uint64_t>& from) {
+  for (const auto& [key, n] : from) to[key] += n;
+}
+}  // namespace
+
+void StatsTotals::addLive(const ConnectionInfo& c) {
+  RouteTotals& route = routes[c.route];
+  for (int i = 0; i < 2; ++i) {
+    route.messages[i] += c.messages[i];
+    route.bytes[i] += c.bytes[i];
+  }
+}
+
+void StatsTotals::merge(const StatsTotals& o) {
+  tcp_accepted += o.tcp_accepted;
+  for (const auto& [k, r] : o.routes) addRoute(routes[k], r);
+  for (const auto& [k, r] : o.clusters) addRoute(clusters[k], r);
+  addCounts(refused, o.refused);
+  addCounts(connect_failures, o.connect_failures);
+  for (const auto& [k, h] : o.connect_latency) connect_latency[k].add(h);
+  addCounts(filter_actions, o.filter_actions);
+  addCounts(events, o.events);
+  relay_latency.add(o.relay_latency);
+  for (const auto& [k, h] : o.health) health[k] = h;
+}
+
+std::map<StatsTotals::Pair, uint64_t> StatsTotals::topEvents(size_t n) const {
+  std::map<std::string, std::vector<std::pair<uint64_t, std::string>>> by_route;
+  for (const auto& [key, count] : events) by_route[key.first].emplace_back(count, key.second);
+  std::map<Pair, uint64_t> out;
+  for (auto& [route, names] : by_route) {
+    // Busiest first; ties by name so the choice is stable.
+    std::sort(names.begin(), names.end(), [](const auto& a, const auto& b) {
+      return a.first != b.first ? a.first > b.first : a.second < b.second;
+    });
+    size_t kept = 0;
+    for (const auto& [count, name] : names) {
+      bool keep = kept < n && name != kOtherEvent;
+      out[{route, keep ? name : std::string(kOtherEvent)}] += count;
+      kept += keep;
+    }
+  }
+  return out;
 }
 
 void StatsTotals::add(const WorkerStats& worker) {
@@ -24,12 +128,25 @@ void StatsTotals::add(const WorkerStats& worker) {
       route.closed[code] += n.load(relaxed);
     });
   });
+  worker.clusters_.forEach([this](const std::string& name, const RouteCounters& counters) {
+    RouteTotals& cluster = clusters[name];
+    cluster.accepted += counters.accepted.load(relaxed);
+    cluster.active += counters.active.load(relaxed);
+    counters.closed.forEach([&cluster](uint16_t code, const std::atomic<uint64_t>& n) {
+      cluster.closed[code] += n.load(relaxed);
+    });
+  });
   worker.refused_.forEach(
       [this](int status, const std::atomic<uint64_t>& n) { refused[status] += n.load(relaxed); });
-  worker.connect_failures_.forEach(
-      [this](const std::pair<std::string, std::string>& key, const std::atomic<uint64_t>& n) {
-        connect_failures[key] += n.load(relaxed);
-      });
+  auto sum_into = [](std::map<Pair, uint64_t>& to) {
+    return [&to](const Pair& key, const std::atomic<uint64_t>& n) { to[key] += n.load(relaxed); };
+  };
+  worker.connect_failures_.forEach(sum_into(connect_failures));
+  worker.filter_actions_.forEach(sum_into(filter_actions));
+  worker.events_.forEach(sum_into(events));
+  worker.connect_latency_.forEach(
+      [this](const Pair& key, const Histogram& h) { connect_latency[key].add(h); });
+  relay_latency.add(worker.relay_latency_);
 }
 
 std::string escapeLabelValue(std::string_view value) {
@@ -47,6 +164,8 @@ std::string escapeLabelValue(std::string_view value) {
 }
 
 namespace {
+using Labels = std::vector<std::pair<std::string_view, std::string_view>>;
+
 class PromWriter {
  public:
   void family(std::string_view name, std::string_view type, std::string_view help) {
@@ -61,12 +180,36 @@ class PromWriter {
     out_ += type;
     out_ += '\n';
   }
-  // `labels`: name/value pairs.
   template <typename Value>
-  void sample(std::initializer_list<std::pair<std::string_view, std::string_view>> labels,
-              Value value) {
+  void sample(const Labels& labels, Value value) {
+    line("", labels, std::to_string(value));
+  }
+  // The _bucket (cumulative, `le` in seconds), _sum and _count samples of one histogram.
+  void histogram(Labels labels, const HistogramTotals& h) {
+    uint64_t cumulative = 0;
+    labels.emplace_back("le", "");
+    for (size_t i = 0; i < kLatencyBuckets; ++i) {
+      cumulative += h.buckets[i];
+      std::string le = i + 1 < kLatencyBuckets ? number(kLatencyBucketsMs[i] / 1000) : "+Inf";
+      labels.back().second = le;
+      line("_bucket", labels, std::to_string(cumulative));
+    }
+    labels.pop_back();
+    line("_sum", labels, number(static_cast<double>(h.sum_us) / 1e6));
+    line("_count", labels, std::to_string(cumulative));
+  }
+  std::string take() { return std::move(out_); }
+
+ private:
+  static std::string number(double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.9g", v);
+    return buf;
+  }
+  void line(std::string_view suffix, const Labels& labels, const std::string& value) {
     out_ += name_;
-    if (labels.size() > 0) {
+    out_ += suffix;
+    if (!labels.empty()) {
       out_ += '{';
       bool first = true;
       for (const auto& [name, v] : labels) {
@@ -80,12 +223,10 @@ class PromWriter {
       out_ += '}';
     }
     out_ += ' ';
-    out_ += std::to_string(value);
+    out_ += value;
     out_ += '\n';
   }
-  std::string take() { return std::move(out_); }
 
- private:
   std::string_view name_;
   std::string out_;
 };
@@ -115,6 +256,22 @@ std::string renderPrometheus(const StatsTotals& totals) {
     }
   }
 
+  w.family("wsbridge_cluster_connections_accepted_total", "counter",
+           "Connections whose handshake completed, by upstream cluster.");
+  for (const auto& [cluster, t] : totals.clusters) w.sample({{"cluster", cluster}}, t.accepted);
+
+  w.family("wsbridge_cluster_connections_active", "gauge", "Connections open now, by cluster.");
+  for (const auto& [cluster, t] : totals.clusters) w.sample({{"cluster", cluster}}, t.active);
+
+  w.family("wsbridge_cluster_connections_closed_total", "counter",
+           "Connections closed, by cluster and WebSocket close code.");
+  for (const auto& [cluster, t] : totals.clusters) {
+    for (const auto& [code, n] : t.closed) {
+      std::string c = std::to_string(code);
+      w.sample({{"cluster", cluster}, {"code", c}}, n);
+    }
+  }
+
   w.family("wsbridge_handshakes_refused_total", "counter",
            "Requests answered with an HTTP error instead of an upgrade, by status.");
   for (const auto& [status, n] : totals.refused) {
@@ -123,7 +280,7 @@ std::string renderPrometheus(const StatsTotals& totals) {
   }
 
   w.family("wsbridge_messages_total", "counter",
-           "Messages of closed connections, counted at the client, by route and direction.");
+           "Messages counted at the client, by route and direction.");
   for (const auto& [route, t] : totals.routes) {
     for (Flow f : kFlows) {
       w.sample({{"route", route}, {"direction", flowName(f)}},
@@ -132,7 +289,7 @@ std::string renderPrometheus(const StatsTotals& totals) {
   }
 
   w.family("wsbridge_bytes_total", "counter",
-           "Message payload bytes of closed connections, by route and direction.");
+           "Message payload bytes counted at the client, by route and direction.");
   for (const auto& [route, t] : totals.routes) {
     for (Flow f : kFlows) {
       w.sample({{"route", route}, {"direction", flowName(f)}}, t.bytes[static_cast<int>(f)]);
@@ -145,6 +302,29 @@ std::string renderPrometheus(const StatsTotals& totals) {
     w.sample({{"cluster", key.first}, {"endpoint", key.second}}, n);
   }
 
+  w.family("wsbridge_upstream_connect_seconds", "histogram",
+           "Time to connect (TCP, and TLS where configured) to an upstream endpoint.");
+  for (const auto& [key, h] : totals.connect_latency) {
+    w.histogram({{"cluster", key.first}, {"endpoint", key.second}}, h);
+  }
+
+  w.family("wsbridge_relay_latency_seconds", "histogram",
+           "From reading a batch of frames to having queued what they became on the other side.");
+  w.histogram({}, totals.relay_latency);
+
+  w.family("wsbridge_socketio_events_total", "counter",
+           "Socket.IO events (both directions) by route and event name; the top names per route, "
+           "the rest as \"other\".");
+  for (const auto& [key, n] : totals.topEvents()) {
+    w.sample({{"route", key.first}, {"event", key.second}}, n);
+  }
+
+  w.family("wsbridge_filter_actions_total", "counter",
+           "Filter decisions that changed a connection's course, by filter type and action.");
+  for (const auto& [key, n] : totals.filter_actions) {
+    w.sample({{"filter", key.first}, {"action", key.second}}, n);
+  }
+
   w.family("wsbridge_upstream_up", "gauge",
            "1 when the admin listener's last TCP probe of the endpoint succeeded.");
   for (const auto& [key, h] : totals.health) {
@@ -155,6 +335,61 @@ std::string renderPrometheus(const StatsTotals& totals) {
 
 namespace {
 std::string quoted(std::string_view s) { return "\"" + http::jsonEscape(s) + "\""; }
+
+std::string decimal(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3f", v);
+  return buf;
+}
+
+// The upper bound (ms) of the bucket holding quantile `q`: a histogram's honest answer.
+double quantileMs(const HistogramTotals& h, double q) {
+  uint64_t total = h.count();
+  if (total == 0) return 0;
+  uint64_t rank = static_cast<uint64_t>(q * static_cast<double>(total - 1)) + 1, seen = 0;
+  for (size_t i = 0; i < kLatencyBuckets; ++i) {
+    seen += h.buckets[i];
+    if (seen >= rank) {
+      return i < std::size(kLatencyBucketsMs) ? kLatencyBucketsMs[i] : kLatencyBucketsMs[i - 1];
+    }
+  }
+  return 0;
+}
+
+// {"count":n,"avg":ms,"p50":ms,"p99":ms}
+std::string latencyJson(const HistogramTotals& h) {
+  uint64_t n = h.count();
+  double avg = n == 0 ? 0 : static_cast<double>(h.sum_us) / 1000.0 / static_cast<double>(n);
+  return "{\"count\":" + std::to_string(n) + ",\"avg\":" + decimal(avg) +
+         ",\"p50\":" + decimal(quantileMs(h, 0.5)) + ",\"p99\":" + decimal(quantileMs(h, 0.99)) +
+         "}";
+}
+
+std::string closedJson(const std::map<uint16_t, uint64_t>& closed) {
+  std::string out = "{";
+  for (const auto& [code, n] : closed) {
+    if (out.size() > 1) out += ',';
+    out += "\"" + std::to_string(code) + "\":" + std::to_string(n);
+  }
+  return out + "}";
+}
+
+// {"a":{"x":1,...},...} from (a, x) -> 1.
+std::string nestedCounts(const std::map<StatsTotals::Pair, uint64_t>& counts) {
+  std::string out = "{";
+  std::string_view group;
+  for (const auto& [key, n] : counts) {
+    if (key.first != group || out.size() == 1) {
+      if (out.size() > 1) out += "},";
+      out += quoted(key.first) + ":{";
+      group = key.first;
+    } else {
+      out += ',';
+    }
+    out += quoted(key.second) + ":" + std::to_string(n);
+  }
+  return out + (counts.empty() ? "}" : "}}");
+}
 }  // namespace
 
 std::string renderStatsJson(const StatsTotals& totals) {
@@ -172,14 +407,7 @@ std::string renderStatsJson(const StatsTotals& totals) {
     if (!first) out += ',';
     first = false;
     out += quoted(route) + ":{\"accepted\":" + std::to_string(t.accepted) +
-           ",\"active\":" + std::to_string(t.active) + ",\"closed\":{";
-    bool first_code = true;
-    for (const auto& [code, n] : t.closed) {
-      if (!first_code) out += ',';
-      first_code = false;
-      out += "\"" + std::to_string(code) + "\":" + std::to_string(n);
-    }
-    out += "}";
+           ",\"active\":" + std::to_string(t.active) + ",\"closed\":" + closedJson(t.closed);
     for (const char* what : {"messages", "bytes"}) {
       const uint64_t* counts = what[0] == 'm' ? t.messages : t.bytes;
       out += ",\"" + std::string(what) + "\":{";
@@ -198,11 +426,28 @@ std::string renderStatsJson(const StatsTotals& totals) {
     first = false;
     out += "\"" + std::to_string(status) + "\":" + std::to_string(n);
   }
-  // Every endpoint that was probed or failed, grouped by cluster.
-  std::map<std::string, std::map<std::string, std::pair<uint64_t, const EndpointHealth*>>> ups;
-  for (const auto& [key, n] : totals.connect_failures) ups[key.first][key.second].first = n;
-  for (const auto& [key, h] : totals.health) ups[key.first][key.second].second = &h;
-  out += "},\"upstreams\":{";
+  out += "},\"clusters\":{";
+  first = true;
+  for (const auto& [cluster, t] : totals.clusters) {
+    if (!first) out += ',';
+    first = false;
+    out += quoted(cluster) + ":{\"accepted\":" + std::to_string(t.accepted) +
+           ",\"active\":" + std::to_string(t.active) + ",\"closed\":" + closedJson(t.closed) + "}";
+  }
+  out += "},\"events\":" + nestedCounts(totals.topEvents());
+  out += ",\"filter_actions\":" + nestedCounts(totals.filter_actions);
+  out += ",\"relay_latency_ms\":" + latencyJson(totals.relay_latency);
+  // Every endpoint that was probed, failed or connected, grouped by cluster.
+  struct Upstream {
+    uint64_t failures = 0;
+    const EndpointHealth* health = nullptr;
+    const HistogramTotals* connect = nullptr;
+  };
+  std::map<std::string, std::map<std::string, Upstream>> ups;
+  for (const auto& [key, n] : totals.connect_failures) ups[key.first][key.second].failures = n;
+  for (const auto& [key, h] : totals.health) ups[key.first][key.second].health = &h;
+  for (const auto& [key, h] : totals.connect_latency) ups[key.first][key.second].connect = &h;
+  out += ",\"upstreams\":{";
   first = true;
   for (const auto& [cluster, endpoints] : ups) {
     if (!first) out += ',';
@@ -212,10 +457,11 @@ std::string renderStatsJson(const StatsTotals& totals) {
     for (const auto& [endpoint, v] : endpoints) {
       if (!first_ep) out += ',';
       first_ep = false;
-      const EndpointHealth* h = v.second;
-      out += quoted(endpoint) + ":{\"connect_failures\":" + std::to_string(v.first) +
+      const EndpointHealth* h = v.health;
+      out += quoted(endpoint) + ":{\"connect_failures\":" + std::to_string(v.failures) +
              ",\"reachable\":" +
-             (h == nullptr || !h->probed ? "null" : h->reachable ? "true" : "false") + "}";
+             (h == nullptr || !h->probed ? "null" : h->reachable ? "true" : "false") +
+             ",\"connect_ms\":" + latencyJson(v.connect ? *v.connect : HistogramTotals{}) + "}";
     }
     out += "}";
   }

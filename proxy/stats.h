@@ -1,14 +1,18 @@
 // Traffic counters: one WorkerStats per worker thread, written by that thread with relaxed atomics
-// and no locks, summed by the admin thread into StatsTotals and rendered as JSON or Prometheus text.
+// (plain stores and loads on x86, no read-modify-write contention: one writer per counter) and no
+// locks, summed into StatsTotals and rendered as JSON or Prometheus text.
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <iterator>
 #include <cstdint>
 #include <map>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace wsb::proxy {
 
@@ -26,6 +30,11 @@ class LabelTable {
     std::lock_guard<std::mutex> lock(mutex_);
     return slots_.try_emplace(key).first->second;
   }
+  // Owner thread only: the slot, or null when the key has none yet.
+  Slot* find(const Key& key) {
+    auto it = slots_.find(key);
+    return it != slots_.end() ? &it->second : nullptr;
+  }
   // Any thread: `fn(key, slot)` for every key, in key order.
   template <typename Fn>
   void forEach(Fn&& fn) const {
@@ -38,8 +47,10 @@ class LabelTable {
   std::map<Key, Slot> slots_;
 };
 
-inline void bump(std::atomic<uint64_t>& counter, uint64_t n = 1) {
-  counter.fetch_add(n, std::memory_order_relaxed);
+// One writer per counter: a relaxed load and store (plain moves), never a locked read-modify-write.
+template <typename T>
+inline void bump(std::atomic<T>& counter, T n = 1) {
+  counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
 }
 
 // Which way a message went, seen from the client.
@@ -57,14 +68,14 @@ struct RouteCounters {
 
   void countOpened() {
     bump(accepted);
-    active.fetch_add(1, std::memory_order_relaxed);
+    bump<int64_t>(active, 1);
   }
   // Message and byte counts are added when a connection closes (they live in its endpoints
   // until then), so the totals trail live traffic by the connections still open.
   void countClosed(uint16_t code, const uint64_t (&flow_messages)[2],
                    const uint64_t (&flow_bytes)[2]) {
-    active.fetch_sub(1, std::memory_order_relaxed);
-    bump(closed.at(code));
+    bump<int64_t>(active, -1);
+    bump<uint64_t>(closed.at(code), 1);
     for (int i = 0; i < 2; ++i) {
       bump(messages[i], flow_messages[i]);
       bump(bytes[i], flow_bytes[i]);
@@ -72,22 +83,70 @@ struct RouteCounters {
   }
 };
 
+// Upper bounds (milliseconds) of the latency histograms' buckets; one more bucket counts the rest.
+inline constexpr double kLatencyBucketsMs[] = {0.025, 0.05, 0.1, 0.25, 0.5,  1,    2.5,  5, 10,
+                                               25,    50,   100, 250,  500, 1000, 2500, 5000};
+inline constexpr size_t kLatencyBuckets = std::size(kLatencyBucketsMs) + 1;
+
+// A latency histogram with fixed buckets, written by one worker.
+struct Histogram {
+  std::atomic<uint64_t> buckets[kLatencyBuckets]{};  // not cumulative
+  std::atomic<uint64_t> sum_us{0};
+
+  void observe(std::chrono::microseconds elapsed);
+};
+
+// A Socket.IO event name past this many distinct names per route (per worker) counts as "other",
+// so a client inventing names cannot grow the tables; rendering keeps the top names as well.
+inline constexpr size_t kTopEvents = 20;
+inline constexpr std::string_view kOtherEvent = "other";
+
 class WorkerStats {
  public:
-  // Owner thread only: the route's counters, created on first use; the reference stays valid.
+  // Owner thread only: the route's (or cluster's) counters, created on first use; the reference
+  // stays valid, so a session resolves it once.
   RouteCounters& route(const std::string& path) { return routes_.at(path); }
+  RouteCounters& cluster(const std::string& name) { return clusters_.at(name); }
   void countAccepted() { bump(tcp_accepted_); }
   void countRefused(int status) { bump(refused_.at(status)); }
   void countConnectFailure(const std::string& cluster, const std::string& endpoint) {
     bump(connect_failures_.at({cluster, endpoint}));
   }
+  Histogram& connectLatency(const std::string& cluster, const std::string& endpoint) {
+    return connect_latency_.at({cluster, endpoint});
+  }
+  // A filter's decision on a connection, e.g. ("auth.jwt", "reject_401"), ("rate_limit", "shape").
+  void countFilterAction(std::string_view filter, std::string_view action) {
+    bump(filter_actions_.at({std::string(filter), std::string(action)}));
+  }
+  // A Socket.IO event seen on `route`, either direction.
+  void countEvent(const std::string& route, std::string_view name);
+  // Time from reading a batch of frames to having written what they became to the other side.
+  Histogram& relayLatency() { return relay_latency_; }
 
  private:
   friend struct StatsTotals;
   std::atomic<uint64_t> tcp_accepted_{0};
   LabelTable<std::string, RouteCounters> routes_;
+  LabelTable<std::string, RouteCounters> clusters_;
   LabelTable<int> refused_;  // by HTTP status
   LabelTable<std::pair<std::string, std::string>> connect_failures_;  // (cluster, endpoint)
+  LabelTable<std::pair<std::string, std::string>, Histogram> connect_latency_;
+  LabelTable<std::pair<std::string, std::string>> filter_actions_;  // (filter, action)
+  LabelTable<std::pair<std::string, std::string>> events_;          // (route, event name)
+  std::map<std::string, size_t, std::less<>> event_names_;          // distinct names per route
+  Histogram relay_latency_;
+};
+
+// One live connection, as GET /connections lists it (gathered on its worker's thread).
+struct ConnectionInfo {
+  std::string route;
+  std::string cluster;
+  std::string client;  // ip:port
+  std::string user;    // the JWT subject, when a filter set one
+  int64_t age_us = 0;  // shown in ms; sorts connections opened within the same ms
+  uint64_t messages[2] = {0, 0};  // by Flow
+  uint64_t bytes[2] = {0, 0};
 };
 
 // Plain sums over workers, for rendering.
@@ -99,6 +158,15 @@ struct RouteTotals {
   std::map<uint16_t, uint64_t> closed;
 };
 
+struct HistogramTotals {
+  uint64_t buckets[kLatencyBuckets] = {};  // not cumulative
+  uint64_t sum_us = 0;
+
+  void add(const Histogram& h);
+  void add(const HistogramTotals& h);
+  uint64_t count() const;
+};
+
 // What the admin thread knows of an endpoint from its TCP probe.
 struct EndpointHealth {
   bool probed = false;
@@ -106,14 +174,32 @@ struct EndpointHealth {
 };
 
 struct StatsTotals {
+  using Pair = std::pair<std::string, std::string>;
   uint64_t tcp_accepted = 0;
   std::map<std::string, RouteTotals> routes;
+  std::map<std::string, RouteTotals> clusters;  // connection counts only
   std::map<int, uint64_t> refused;
-  std::map<std::pair<std::string, std::string>, uint64_t> connect_failures;
+  std::map<Pair, uint64_t> connect_failures;        // (cluster, endpoint)
+  std::map<Pair, HistogramTotals> connect_latency;  // (cluster, endpoint)
+  std::map<Pair, uint64_t> filter_actions;          // (filter, action)
+  std::map<Pair, uint64_t> events;                  // (route, event name)
+  HistogramTotals relay_latency;
   // (cluster, endpoint) -> probe result; filled by the admin listener, not by workers.
-  std::map<std::pair<std::string, std::string>, EndpointHealth> health;
+  std::map<Pair, EndpointHealth> health;
 
   void add(const WorkerStats& worker);
+  // Message counts of a connection still open (closed ones are in the counters already).
+  void addLive(const ConnectionInfo& connection);
+  void merge(const StatsTotals& other);
+  // The `n` busiest event names per route, the rest folded into "other" (for rendering).
+  std::map<Pair, uint64_t> topEvents(size_t n = kTopEvents) const;
+};
+
+// What one worker reports to the admin listener, gathered on its own thread: its counters and its
+// live connections, read at the same instant so none is counted twice.
+struct WorkerReport {
+  StatsTotals totals;  // live connections' messages included
+  std::vector<ConnectionInfo> connections;
 };
 
 // Prometheus text exposition format 0.0.4.

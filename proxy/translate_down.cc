@@ -213,6 +213,10 @@ class TranslateDownSession final : public EioServerApp, public WsEndpointOwner {
       if (!link->closing) open.push_back(link.get());
     }
     for (NamespaceLink* link : open) leave(*link, ws::close_code::kNormal, "client disconnected");
+    if (open_) {
+      worker_.stats().route(route_.path).countClosed(close_info_.code, {0, 0}, {0, 0});
+      worker_.stats().cluster(route_.cluster).countClosed(close_info_.code, {0, 0}, {0, 0});
+    }
     if (chain_) chain_->onClose(close_info_);
     maybeDelete();
   }
@@ -338,6 +342,17 @@ class TranslateDownSession final : public EioServerApp, public WsEndpointOwner {
   }
 
  private:
+  // Drain: "io server disconnect" for every joined namespace, then the session closes.
+  void drainSession() override {
+    for (auto& link : links_) {
+      if (!link->ready || link->closing) continue;
+      std::string packet;
+      sio::appendDisconnect(packet, link->nsp);
+      eio_->send(packet);
+    }
+    close(ws::close_code::kGoingAway, "server shutting down");
+  }
+
   // Socket.IO v4 connects every client to "/" unasked.
   void onOpened() override {
     if (sio_version_ == sio::Version::V4) join("/", {});

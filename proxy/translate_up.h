@@ -60,6 +60,8 @@ class TranslateUp : public Bridge, public WsEndpointOwner {
   // Answers to Callbacks::reconnect: a new upstream WebSocket (already upgraded), or why not.
   void upstreamReconnected(bufferevent* upstream);
   void reconnectFailed(std::string_view why);
+  // The client's endpoint once attached (its message counts feed the stats), else null.
+  const WsEndpoint* clientEndpoint() const { return client_.get(); }
 
   // Bridge
   void drain(std::string_view reason) override;

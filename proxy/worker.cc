@@ -9,6 +9,8 @@
 #include <netinet/tcp.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <cstring>
 
 #include "proxy/redis_leases.h"
@@ -75,31 +77,73 @@ Worker::~Worker() {
   closeListeners();
 }
 
+namespace {
+// A listening socket with SO_REUSEPORT, so every worker binds the same address.
+int openListenSocket(const ListenerRuntime& runtime, std::string* error) {
+  const config::Listener& l = *runtime.config;
+  sockaddr_storage addr;
+  socklen_t len;
+  if (!toSockaddr(l.address, &addr, &len)) {
+    *error = l.pos.str() + ": listener '" + l.name +
+             "': address must be a numeric IP (or localhost): " + l.address.str();
+    return -1;
+  }
+  int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int one = 1;
+  if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+      ::bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 || ::listen(fd, 1024) != 0) {
+    *error = l.pos.str() + ": listener '" + l.name + "': cannot listen on " + l.address.str() +
+             ": " + std::strerror(errno);
+    if (fd >= 0) ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+}  // namespace
+
+Worker::ListenerKey Worker::keyOf(const ListenerRuntime& runtime) {
+  return {runtime.config->name, runtime.config->address.str()};
+}
+
 bool Worker::bind(std::string* error) {
-  bound_snapshot_ = snapshot_;
-  for (const auto& runtime : bound_snapshot_->listeners()) {
-    sockaddr_storage addr;
-    socklen_t len;
-    if (!toSockaddr(runtime.config->address, &addr, &len)) {
-      *error = runtime.config->pos.str() + ": listener '" + runtime.config->name +
-               "': address must be a numeric IP (or localhost): " + runtime.config->address.str();
-      return false;
-    }
-    auto listening = std::make_unique<Listening>();
-    listening->runtime = &runtime;
-    listening->worker = this;
-    listening->listener = evconnlistener_new_bind(
-        dispatcher_.base(), &Worker::onAccept, listening.get(),
-        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_EXEC,
-        1024, reinterpret_cast<sockaddr*>(&addr), static_cast<int>(len));
-    if (listening->listener == nullptr) {
-      *error = runtime.config->pos.str() + ": listener '" + runtime.config->name +
-               "': cannot listen on " + runtime.config->address.str() + ": " + std::strerror(errno);
-      return false;
-    }
-    listening_.push_back(std::move(listening));
+  for (const auto& runtime : snapshot_->listeners()) {
+    int fd = openListenSocket(runtime, error);
+    if (fd < 0) return false;
+    listen(runtime, fd);
+    bound_.insert(keyOf(runtime));
   }
   return true;
+}
+
+void Worker::listen(const ListenerRuntime& runtime, int fd) {
+  auto listening = std::make_unique<Listening>();
+  listening->runtime = &runtime;
+  listening->worker = this;
+  // Backlog 0: the socket listens already.
+  listening->listener = evconnlistener_new(dispatcher_.base(), &Worker::onAccept, listening.get(),
+                                           LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+  listening_.push_back(std::move(listening));
+}
+
+bool Worker::prepareListeners(const Snapshot& next, PreparedListeners* out,
+                              std::string* error) const {
+  for (const auto& runtime : next.listeners()) {
+    ListenerKey key = keyOf(runtime);
+    if (bound_.count(key) != 0) continue;
+    int fd = openListenSocket(runtime, error);
+    if (fd < 0) {
+      closePrepared(*out);
+      out->clear();
+      return false;
+    }
+    (*out)[key] = fd;
+  }
+  return true;
+}
+
+void Worker::closePrepared(const PreparedListeners& prepared) {
+  for (const auto& [key, fd] : prepared) ::close(fd);
 }
 
 void Worker::start() {
@@ -116,10 +160,45 @@ void Worker::join() {
   if (thread_.joinable()) thread_.join();
 }
 
-void Worker::setSnapshot(SnapshotPtr snapshot) {
-  dispatcher_.post([this, snapshot = std::move(snapshot)]() mutable {
-    snapshot_ = std::move(snapshot);
+void Worker::setSnapshot(SnapshotPtr snapshot, PreparedListeners prepared) {
+  bound_.clear();
+  for (const auto& runtime : snapshot->listeners()) bound_.insert(keyOf(runtime));
+  dispatcher_.post([this, snapshot = std::move(snapshot), prepared = std::move(prepared)] {
+    SnapshotPtr old = std::move(snapshot_);  // the listeners' runtimes live in it until then
+    snapshot_ = snapshot;
+    applyListeners(prepared);
   });
+}
+
+// Worker thread: the listeners follow snapshot_. Kept ones point at its runtimes (TLS context
+// included), removed ones close (their accepted connections stay), new ones take their sockets.
+void Worker::applyListeners(PreparedListeners prepared) {
+  if (draining_) {
+    closePrepared(prepared);
+    return;
+  }
+  std::map<ListenerKey, const ListenerRuntime*> wanted;
+  for (const auto& runtime : snapshot_->listeners()) wanted[keyOf(runtime)] = &runtime;
+  std::vector<std::unique_ptr<Listening>> kept;
+  for (auto& l : listening_) {
+    auto it = l->listener != nullptr ? wanted.find(keyOf(*l->runtime)) : wanted.end();
+    if (it == wanted.end()) {
+      if (l->listener != nullptr) evconnlistener_free(l->listener);
+      continue;
+    }
+    l->runtime = it->second;
+    wanted.erase(it);
+    kept.push_back(std::move(l));
+  }
+  listening_ = std::move(kept);
+  for (const auto& [key, fd] : prepared) {
+    auto it = wanted.find(key);
+    if (it != wanted.end()) {
+      listen(*it->second, fd);
+    } else {
+      ::close(fd);
+    }
+  }
 }
 
 void Worker::drain(Duration timeout) {
@@ -140,6 +219,20 @@ void Worker::drain(Duration timeout) {
     });
     drain_timer_->arm(timeout);
     maybeFinishDrain();
+  });
+}
+
+void Worker::report(std::function<void(WorkerReport)> done) {
+  dispatcher_.post([this, done = std::move(done)] {
+    WorkerReport report;
+    report.totals.add(stats_);
+    for (const Session* s : sessions_) {
+      ConnectionInfo info;
+      if (!s->describe(&info)) continue;
+      report.totals.addLive(info);
+      report.connections.push_back(std::move(info));
+    }
+    done(std::move(report));
   });
 }
 
@@ -167,8 +260,7 @@ void Worker::onAccept(evconnlistener*, int fd, sockaddr* addr, int, void* self) 
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   uint16_t port = 0;
   std::string ip = peerAddress(addr, &port);
-  // The listener runtime belongs to the snapshot the listener was bound with; routes come from
-  // the worker's current snapshot, looked up by listener name.
+  // The listener runtime belongs to the worker's current snapshot, which the session holds.
   auto* session = new Session(*worker, worker->snapshot_, *listening->runtime, fd, std::move(ip), port);
   worker->add(session);
   session->start();

@@ -3,8 +3,10 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <unordered_set>
@@ -37,14 +39,25 @@ class Worker {
 
   // Binds this worker's listeners (on the calling thread, so bind errors surface at startup).
   bool bind(std::string* error);
+  // Sockets opened for a reload, by listener (name, address).
+  using ListenerKey = std::pair<std::string, std::string>;
+  using PreparedListeners = std::map<ListenerKey, int>;
+  // Reload, main thread: opens the sockets of the listeners `next` adds (a listener whose address
+  // changed counts as new), so a bind error refuses the reload; nothing is opened then.
+  bool prepareListeners(const Snapshot& next, PreparedListeners* out, std::string* error) const;
+  static void closePrepared(const PreparedListeners& prepared);
   void start();  // runs the loop on a new thread
   void join();
 
-  // Thread-safe. New connections use the new snapshot; live ones keep theirs.
-  void setSnapshot(SnapshotPtr snapshot);
+  // Main thread. New connections use the new snapshot; live ones keep theirs. Listeners gone
+  // from it stop accepting, the `prepared` ones start.
+  void setSnapshot(SnapshotPtr snapshot, PreparedListeners prepared = {});
   // Thread-safe. Stops accepting, asks every connection to close, and ends the loop when the
   // last one is gone or after `timeout`.
   void drain(Duration timeout);
+
+  // Thread-safe: builds this worker's report on its thread and hands it to `done` there.
+  void report(std::function<void(WorkerReport)> done);
 
   int index() const { return index_; }
   Dispatcher& dispatcher() { return dispatcher_; }
@@ -58,10 +71,13 @@ class Worker {
 
  private:
   struct Listening {
-    const ListenerRuntime* runtime;
+    const ListenerRuntime* runtime;  // in the worker's current snapshot
     evconnlistener* listener;
     Worker* worker;
   };
+  static ListenerKey keyOf(const ListenerRuntime& runtime);
+  void listen(const ListenerRuntime& runtime, int fd);
+  void applyListeners(PreparedListeners prepared);
   static void onAccept(evconnlistener*, int fd, sockaddr* addr, int len, void* self);
   void closeListeners();
   void maybeFinishDrain();
@@ -69,9 +85,9 @@ class Worker {
   int index_;
   Dispatcher dispatcher_;
   MaskSource masks_;
-  SnapshotPtr snapshot_;        // for new connections
-  SnapshotPtr bound_snapshot_;  // the one the listeners were bound from (owns their runtimes)
+  SnapshotPtr snapshot_;  // for new connections
   std::vector<std::unique_ptr<Listening>> listening_;
+  std::set<ListenerKey> bound_;  // main thread only: the listeners of the last snapshot set
   std::map<std::string, ClusterBalance> balance_;
   std::unordered_set<Session*> sessions_;
   WorkerStats stats_;

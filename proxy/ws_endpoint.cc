@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "proxy/mask_source.h"
+#include "proxy/stats.h"
 
 namespace wsb::proxy {
 
@@ -46,7 +47,16 @@ void WsEndpoint::onRead(bufferevent*, void* self) { static_cast<WsEndpoint*>(sel
 void WsEndpoint::process() {
   if (processing_ || finished_) return;
   processing_ = true;
+  // Relay latency, per read batch: from the bytes read to what they became queued on the other
+  // side (libevent writes it out in this same loop iteration).
+  uint64_t messages_before = messages_in_;
+  std::chrono::steady_clock::time_point started;
+  if (options_.relay_latency) started = dispatcher_.now();
   std::visit([this](auto& parser) { processWith(parser); }, parser_);
+  if (options_.relay_latency && messages_in_ != messages_before) {
+    options_.relay_latency->observe(
+        std::chrono::duration_cast<std::chrono::microseconds>(dispatcher_.now() - started));
+  }
   processing_ = false;
 }
 

@@ -16,6 +16,8 @@ struct evbuffer;
 
 namespace wsb::proxy {
 
+struct Histogram;
+
 class MaskSource;
 class WsEndpoint;
 
@@ -46,6 +48,8 @@ struct WsEndpointOptions {
   size_t low_watermark = 256u << 10;   // output bytes at which onWsDrained fires
   size_t read_high_watermark = 256u << 10;  // input bytes libevent buffers before it stops reading
   Duration close_timeout{5000};        // wait for the peer's close reply, then drop the TCP
+  // Read batches that carried messages observe their processing time here (null: not measured).
+  Histogram* relay_latency = nullptr;
 };
 
 class WsEndpoint {

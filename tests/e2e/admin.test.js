@@ -144,8 +144,11 @@ h.test('stats and metrics equal the connections, messages and refusals the test 
   h.assertEqual(stats.connections.active, 0);
   // The harness's own readiness probes of the listener are TCP connections too.
   assert.ok(stats.connections.tcp_accepted >= 5, `tcp_accepted ${stats.connections.tcp_accepted}`);
-  assert.deepEqual(stats.upstreams.echo[`127.0.0.1:${echo.port}`],
-                   {connect_failures: 0, reachable: true});
+  const upstream = stats.upstreams.echo[`127.0.0.1:${echo.port}`];
+  h.assertEqual(upstream.connect_failures, 0);
+  h.assertEqual(upstream.reachable, true);
+  h.assertEqual(upstream.connect_ms.count, 4);  // one upstream connect per client
+  assert.deepEqual(stats.clusters, {echo: {accepted: 4, active: 0, closed: {'1000': 3, '4001': 1}}});
 
   const metricsRes = await get(adminPort, '/metrics');
   h.assertEqual(metricsRes.status, 200);
@@ -161,6 +164,10 @@ h.test('stats and metrics equal the connections, messages and refusals the test 
   h.assertEqual(m['wsbridge_bytes_total{route="/chat",direction="to_upstream"}'], upBytes);
   h.assertEqual(m['wsbridge_bytes_total{route="/chat",direction="to_client"}'], downBytes);
   h.assertEqual(m[`wsbridge_upstream_up{cluster="echo",endpoint="127.0.0.1:${echo.port}"}`], 1);
+  h.assertEqual(m[`wsbridge_upstream_connect_seconds_count{cluster="echo",endpoint="127.0.0.1:${echo.port}"}`], 4);
+  h.assertEqual(m[`wsbridge_upstream_connect_seconds_bucket{cluster="echo",endpoint="127.0.0.1:${echo.port}",le="+Inf"}`], 4);
+  h.assertEqual(m['wsbridge_cluster_connections_accepted_total{cluster="echo"}'], 4);
+  h.assertEqual(m['wsbridge_cluster_connections_closed_total{cluster="echo",code="1000"}'], 3);
 
   const cfg = await get(adminPort, '/config');
   h.assertEqual(cfg.status, 200);
@@ -186,8 +193,9 @@ cluster = "dead"
 endpoints = ["127.0.0.1:${dead}"]
 connect_timeout = "1s"
 `);
-  const ready = await getUntil(adminPort, '/ready', (r) => r.body.includes('no endpoint'),
-                               'the dead cluster probed');
+  // The listener takes TCP connections into its backlog a moment before the workers run.
+  const ready = await getUntil(adminPort, '/ready', (r) => r.body.includes('no endpoint') &&
+                               !r.body.includes('not accepting'), 'the dead cluster probed');
   h.assertEqual(ready.status, 503);
   assert.deepEqual(JSON.parse(ready.body),
                    {ready: false, reasons: ["cluster 'dead': no endpoint reachable"]});

@@ -2,6 +2,7 @@
 // the stats JSON, and the admin listener's pure parts (loopback check, config redaction).
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <map>
 #include <sstream>
 #include <string>
@@ -41,7 +42,11 @@ Parsed parsePrometheus(const std::string& text) {
     size_t i = 0;
     while (i < line.size() && (std::isalnum(static_cast<unsigned char>(line[i])) || line[i] == '_')) ++i;
     std::string name = line.substr(0, i);
-    if (name != family) p.errors.push_back("sample outside its family: " + line);
+    bool in_family = name == family;
+    if (p.types[family] == "histogram") {
+      for (const char* suffix : {"_bucket", "_sum", "_count"}) in_family |= name == family + suffix;
+    }
+    if (!in_family) p.errors.push_back("sample outside its family: " + line);
     std::string key = name;
     if (i < line.size() && line[i] == '{') {
       key += '{';
@@ -205,7 +210,146 @@ TEST_CASE("prometheus text parses back to the exact counts") {
        1},
       {R"(wsbridge_upstream_up{cluster="backend",endpoint="127.0.0.1:9000"})", 0},
   };
-  CHECK(p.samples == expected);
+  std::map<std::string, double> plain;  // the histograms are checked on their own
+  for (const auto& [key, v] : p.samples) {
+    if (key.find("_seconds") == std::string::npos) plain[key] = v;
+  }
+  CHECK(plain == expected);
+  CHECK(p.types.at("wsbridge_relay_latency_seconds") == "histogram");
+  CHECK(p.samples.at("wsbridge_relay_latency_seconds_count") == 0);
+}
+
+TEST_CASE("histograms render cumulative buckets, sum and count in seconds") {
+  WorkerStats a, b;
+  using us = std::chrono::microseconds;
+  a.connectLatency("chat", "127.0.0.1:9000").observe(us(800));    // <= 1 ms
+  a.connectLatency("chat", "127.0.0.1:9000").observe(us(3000));   // <= 5 ms
+  b.connectLatency("chat", "127.0.0.1:9000").observe(us(9000000));  // above every bound
+  a.relayLatency().observe(us(50));
+  StatsTotals t;
+  t.add(a);
+  t.add(b);
+  Parsed p = parsePrometheus(renderPrometheus(t));
+  for (const auto& e : p.errors) INFO(e);
+  CHECK(p.errors.empty());
+  CHECK(p.types.at("wsbridge_upstream_connect_seconds") == "histogram");
+  const std::string labels = R"(cluster="chat",endpoint="127.0.0.1:9000")";
+  auto bucket = [&](const std::string& le) {
+    return p.samples.at("wsbridge_upstream_connect_seconds_bucket{" + labels + ",le=\"" + le +
+                        "\"}");
+  };
+  CHECK(bucket("0.0005") == 0);
+  CHECK(bucket("0.001") == 1);
+  CHECK(bucket("0.0025") == 1);
+  CHECK(bucket("0.005") == 2);
+  CHECK(bucket("5") == 2);
+  CHECK(bucket("+Inf") == 3);
+  CHECK(p.samples.at("wsbridge_upstream_connect_seconds_count{" + labels + "}") == 3);
+  CHECK(p.samples.at("wsbridge_upstream_connect_seconds_sum{" + labels + "}") ==
+        Approx(9.0038));
+  CHECK(p.samples.at(R"(wsbridge_relay_latency_seconds_bucket{le="0.0001"})") == 1);
+  CHECK(p.samples.at("wsbridge_relay_latency_seconds_count") == 1);
+}
+
+TEST_CASE("event names past the per-route limit count as other, and the top names are kept") {
+  WorkerStats w;
+  for (size_t i = 0; i < kTopEvents + 5; ++i) {
+    // Name i is sent i + 1 times.
+    for (size_t n = 0; n <= i; ++n) w.countEvent("/chat", "e" + std::to_string(i));
+  }
+  w.countEvent("/feed", "tick");
+  StatsTotals t;
+  t.add(w);
+  // The worker keeps the first kTopEvents names; the 5 later ones went to "other".
+  CHECK(t.events.size() == kTopEvents + 2);
+  uint64_t late = 0;
+  for (size_t i = kTopEvents; i < kTopEvents + 5; ++i) late += i + 1;
+  CHECK(t.events.at({"/chat", "other"}) == late);
+  CHECK(t.events.at({"/chat", "e0"}) == 1);
+  // Rendering keeps the 3 busiest and folds the rest (named and "other") into "other".
+  auto top = t.topEvents(3);
+  uint64_t all = 0;
+  for (size_t i = 0; i < kTopEvents + 5; ++i) all += i + 1;
+  std::string last = "e" + std::to_string(kTopEvents - 1);
+  std::string second = "e" + std::to_string(kTopEvents - 2);
+  std::string third = "e" + std::to_string(kTopEvents - 3);
+  CHECK(top.at({"/chat", "other"}) == all - kTopEvents - (kTopEvents - 1) - (kTopEvents - 2));
+  CHECK(top.at({"/chat", last}) == kTopEvents);
+  CHECK(top.at({"/chat", second}) == kTopEvents - 1);
+  CHECK(top.at({"/chat", third}) == kTopEvents - 2);
+  CHECK(top.at({"/feed", "tick"}) == 1);
+  CHECK(top.size() == 5);
+  Parsed p = parsePrometheus(renderPrometheus(t));
+  CHECK(p.samples.at(R"(wsbridge_socketio_events_total{route="/feed",event="tick"})") == 1);
+}
+
+TEST_CASE("worker reports merge with live connections counted once") {
+  WorkerStats a, b;
+  record(a, "/chat", 1000, 2, 3);
+  a.route("/chat").countOpened();  // open: its counts come from the live report
+  a.cluster("echo").countOpened();
+  b.cluster("echo").countOpened();
+  b.cluster("echo").countClosed(1001, {0, 0}, {0, 0});
+  a.countFilterAction("rate_limit", "notify");
+  b.countFilterAction("rate_limit", "notify");
+  b.countFilterAction("auth.jwt", "reject_401");
+  WorkerReport ra, rb;
+  ra.totals.add(a);
+  ConnectionInfo live;
+  live.route = "/chat";
+  live.messages[0] = 5;
+  live.messages[1] = 7;
+  live.bytes[0] = 50;
+  live.bytes[1] = 70;
+  ra.totals.addLive(live);
+  rb.totals.add(b);
+  StatsTotals t;
+  t.merge(ra.totals);
+  t.merge(rb.totals);
+  const RouteTotals& chat = t.routes.at("/chat");
+  CHECK(chat.accepted == 2);
+  CHECK(chat.active == 1);
+  CHECK(chat.messages[0] == 7);
+  CHECK(chat.messages[1] == 10);
+  CHECK(chat.bytes[0] == 70);
+  CHECK(chat.bytes[1] == 100);
+  CHECK(t.clusters.at("echo").accepted == 2);
+  CHECK(t.clusters.at("echo").active == 1);
+  CHECK(t.clusters.at("echo").closed == std::map<uint16_t, uint64_t>{{1001, 1}});
+  CHECK(t.filter_actions ==
+        std::map<StatsTotals::Pair, uint64_t>{{{"auth.jwt", "reject_401"}, 1},
+                                              {{"rate_limit", "notify"}, 2}});
+  Parsed p = parsePrometheus(renderPrometheus(t));
+  CHECK(p.errors.empty());
+  CHECK(p.samples.at(R"(wsbridge_cluster_connections_active{cluster="echo"})") == 1);
+  CHECK(p.samples.at(R"(wsbridge_cluster_connections_closed_total{cluster="echo",code="1001"})") ==
+        1);
+  CHECK(p.samples.at(R"(wsbridge_filter_actions_total{filter="rate_limit",action="notify"})") == 2);
+  CHECK(p.samples.at(R"(wsbridge_messages_total{route="/chat",direction="to_client"})") == 10);
+}
+
+TEST_CASE("connections JSON lists the oldest first, up to the limit") {
+  std::vector<ConnectionInfo> list(3);
+  list[0].route = "/a";
+  list[0].age_us = 10000;
+  list[1].route = "/b";
+  list[1].age_us = 30999;
+  list[1].user = "alice";
+  list[1].client = "127.0.0.1:5000";
+  list[1].cluster = "echo";
+  list[1].messages[0] = 4;
+  list[1].bytes[1] = 9;
+  list[2].route = "/c";
+  list[2].age_us = 20000;
+  CHECK(renderConnectionsJson(list, 1) ==
+        R"({"total":3,"connections":[{"route":"/b","cluster":"echo","client":"127.0.0.1:5000",)"
+        R"("user":"alice","age_ms":30,"messages":{"to_upstream":4,"to_client":0},)"
+        R"("bytes":{"to_upstream":0,"to_client":9}}]})"
+        "\n");
+  std::string all = renderConnectionsJson(list, 100);
+  CHECK(all.find("\"/b\"") < all.find("\"/c\""));
+  CHECK(all.find("\"/c\"") < all.find("\"/a\""));
+  CHECK(all.find(R"("user":null)") != std::string::npos);
 }
 
 TEST_CASE("prometheus label values escape backslash, quote and newline") {
@@ -232,9 +376,12 @@ TEST_CASE("stats JSON lists routes, refusals and upstreams") {
         R"({"connections":{"tcp_accepted":1,"accepted":1,"active":0},)"
         R"("routes":{"/chat":{"accepted":1,"active":0,"closed":{"1000":1},)"
         R"("messages":{"to_upstream":2,"to_client":3},"bytes":{"to_upstream":20,"to_client":30}}},)"
-        R"("handshakes_refused":{"404":1},)"
-        R"("upstreams":{"backend":{"127.0.0.1:9000":{"connect_failures":1,"reachable":null},)"
-        R"("127.0.0.1:9001":{"connect_failures":0,"reachable":true}}}})");
+        R"("handshakes_refused":{"404":1},"clusters":{},"events":{},"filter_actions":{},)"
+        R"("relay_latency_ms":{"count":0,"avg":0.000,"p50":0.000,"p99":0.000},)"
+        R"("upstreams":{"backend":{"127.0.0.1:9000":{"connect_failures":1,"reachable":null,)"
+        R"("connect_ms":{"count":0,"avg":0.000,"p50":0.000,"p99":0.000}},)"
+        R"("127.0.0.1:9001":{"connect_failures":0,"reachable":true,)"
+        R"("connect_ms":{"count":0,"avg":0.000,"p50":0.000,"p99":0.000}}}}})");
 }
 
 TEST_CASE("loopback hosts are told from the others") {
@@ -347,7 +494,7 @@ endpoints = ["127.0.0.1:9000"]
   std::vector<std::string> errors;
   SnapshotPtr snapshot = Snapshot::build(loaded.config, &errors);
   REQUIRE(snapshot);
-  AdminListener admin({});
+  AdminListener admin({}, {});
   std::string error;
   CHECK_FALSE(admin.start(snapshot, &error));
   CHECK(error ==
@@ -361,7 +508,7 @@ endpoints = ["127.0.0.1:9000"]
   config->admin.allow_remote = true;
   SnapshotPtr allowed = Snapshot::build(config, &errors);
   REQUIRE(allowed);
-  AdminListener open({});
+  AdminListener open({}, {});
   CHECK(open.start(allowed, &error));
   CHECK(open.port() != 0);
   open.stop();
