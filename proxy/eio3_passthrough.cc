@@ -6,6 +6,7 @@
 
 #include "codec/engineio.h"
 #include "codec/socketio.h"
+#include "proxy/evbuffer_view.h"
 #include "proxy/sio_inspector.h"
 #include "proxy/upstream.h"
 #include "proxy/worker.h"
@@ -14,12 +15,6 @@
 namespace wsb::proxy {
 
 namespace {
-
-std::string_view view(evbuffer* payload) {
-  size_t len = evbuffer_get_length(payload);
-  if (len == 0) return {};
-  return {reinterpret_cast<const char*>(evbuffer_pullup(payload, -1)), len};
-}
 
 class Eio3Passthrough final : public EioServerApp, public WsEndpointOwner {
  public:
@@ -124,9 +119,9 @@ class Eio3Passthrough final : public EioServerApp, public WsEndpointOwner {
     if (opcode == ws::Opcode::Binary) {
       if (eio_ == nullptr) return;
       if (chain_ && to_client_.onBinary() != SioInspector::Verdict::Forward) return;
-      eio_->sendBinary(view(payload));
+      eio_->sendBinary(viewOf(payload));
     } else {
-      onUpstreamText(view(payload));
+      onUpstreamText(viewOf(payload));
     }
     // A client slower than its upstream: stop reading the upstream until it drains.
     if (eio_ && eio_->congested()) upstream_->pauseReading(WsEndpoint::kBackpressure);

@@ -8,16 +8,11 @@
 
 #include "codec/engineio.h"
 #include "codec/socketio.h"
+#include "proxy/evbuffer_view.h"
 
 namespace wsb::proxy {
 
 namespace {
-std::string_view view(evbuffer* payload) {
-  size_t len = evbuffer_get_length(payload);
-  if (len == 0) return {};
-  return {reinterpret_cast<const char*>(evbuffer_pullup(payload, -1)), len};
-}
-
 void replace(evbuffer* payload, std::string_view text) {
   evbuffer_drain(payload, evbuffer_get_length(payload));
   evbuffer_add(payload, text.data(), text.size());
@@ -89,7 +84,7 @@ void EioRelay::track(std::string_view text, bool from_upstream) {
 }
 
 bool EioRelay::admit(WsEndpoint& from, ws::Opcode opcode, evbuffer* payload) {
-  if (opcode == ws::Opcode::Text) track(view(payload), from.side() == WsEndpoint::Side::Upstream);
+  if (opcode == ws::Opcode::Text) track(viewOf(payload), from.side() == WsEndpoint::Side::Upstream);
   return from.side() == WsEndpoint::Side::Upstream ? admitFromUpstream(opcode, payload)
                                                    : admitFromClient(opcode, payload);
 }
@@ -100,7 +95,7 @@ bool EioRelay::admitFromUpstream(ws::Opcode opcode, evbuffer* payload) {
     if (eio_.client_eio3) evbuffer_prepend(payload, &kV3MessageType, 1);
     return true;
   }
-  std::string_view text = view(payload);
+  std::string_view text = viewOf(payload);
   if (text.empty()) return true;
   switch (text[0]) {
     case '0': {  // OPEN: the session starts here; sign the sid with the endpoint
@@ -153,7 +148,7 @@ bool EioRelay::admitFromClient(ws::Opcode opcode, evbuffer* payload) {
     }
     return chain() == nullptr || to_upstream_.onBinary() == SioInspector::Verdict::Forward;
   }
-  std::string_view text = view(payload);
+  std::string_view text = viewOf(payload);
   if (text.empty()) return true;
   if (eio_.client_eio3) return adaptFromClientV3(text, payload);
   switch (text[0]) {
@@ -185,7 +180,7 @@ bool EioRelay::adaptFromClientV3(std::string_view text, evbuffer* payload) {
   const std::string v5 = connectToSioV5(text.substr(1));
   if (v5.empty()) return false;
   replace(payload, "4" + v5);
-  return inspectFromClient(view(payload));
+  return inspectFromClient(viewOf(payload));
 }
 
 // Hands a client's Socket.IO packet to the filters; a refusal is answered to the client here.

@@ -7,17 +7,13 @@
 
 #include <algorithm>
 
+#include "proxy/evbuffer_view.h"
+
 namespace wsb::proxy {
 
 namespace err = eio::server_error;
 
 namespace {
-std::string_view view(evbuffer* payload) {
-  size_t len = evbuffer_get_length(payload);
-  if (len == 0) return {};
-  return {reinterpret_cast<const char*>(evbuffer_pullup(payload, -1)), len};
-}
-
 std::string textResponse(int status, std::string_view content_type, std::string_view body,
                          bool keep_alive, const http::Headers& extra) {
   http::Response res;
@@ -465,7 +461,7 @@ void EioSession::onWsMessage(WsEndpoint& from, ws::Opcode opcode, evbuffer* payl
   if (closed_) return;
   eio::Packet packet;
   eio::DecodeError error = eio::decodeFrame(options_.version, opcode == ws::Opcode::Binary,
-                                            view(payload), &packet, &scratch_);
+                                            viewOf(payload), &packet, &scratch_);
   if (&from == probe_.get()) {
     if (error == eio::DecodeError::None && packet.type == eio::PacketType::Ping &&
         packet.data == "probe" && !probed_) {

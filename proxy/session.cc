@@ -19,6 +19,7 @@
 #include "proxy/sio_inspector.h"
 #include "proxy/translate_down.h"
 #include "proxy/translate_up.h"
+#include "proxy/upstream.h"
 #include "proxy/worker.h"
 #include "proxy/ws_relay.h"
 
@@ -27,20 +28,6 @@ namespace wsb::proxy {
 namespace {
 constexpr size_t kHandshakeReadLimit = 2 * 1024 * 1024;  // polling POST bodies
 constexpr Duration kKeepAliveTimeout{60000};
-
-// Request headers that describe this hop only and are never forwarded upstream.
-bool isHopByHop(std::string_view name) {
-  static constexpr std::string_view kNames[] = {
-      "connection",          "upgrade",           "keep-alive",
-      "proxy-connection",    "te",                "trailer",
-      "transfer-encoding",   "content-length",    "host",
-      "sec-websocket-key",   "sec-websocket-version", "sec-websocket-extensions",
-      "sec-websocket-protocol", "x-forwarded-proto", "proxy-authorization"};
-  for (auto n : kNames) {
-    if (http::iequals(name, n)) return true;
-  }
-  return false;
-}
 
 std::string jsonError(std::string_view error, std::string_view key = {}, std::string_view value = {}) {
   std::string body = "{\"error\":\"" + http::jsonEscape(error) + "\"";
@@ -396,42 +383,13 @@ void Session::pickEndpoints() {
     respondError(501, "bridge not implemented for this route");
     return;
   }
-  attempts_.clear();
-  ClusterBalance& balance = worker_.balance(route_->cluster);
-  size_t n = cluster_->endpoints.size();
-  if (balance.active.size() != n) balance.active.assign(n, 0);
   if (sticky_endpoint_) {
     // A session lives on one endpoint: no other may be tried.
-    attempts_.push_back(*sticky_endpoint_);
-    bufferevent_disable(client_, EV_READ);
-    state_ = State::Connecting;
-    connectNext();
-    return;
+    balanceOf(worker_, *route_, *cluster_);
+    attempts_.assign(1, *sticky_endpoint_);
+  } else {
+    attempts_ = endpointOrder(worker_, *route_, *cluster_, client_ip_, attributes());
   }
-
-  // Endpoint order: the balancer's pick first, then the others in ring order.
-  size_t first = 0;
-  switch (cluster_->config->lb) {
-    case config::LoadBalance::RoundRobin:
-      first = balance.next++ % n;
-      break;
-    case config::LoadBalance::LeastConn:
-      for (size_t i = 1; i < n; ++i) {
-        if (balance.active[i] < balance.active[first]) first = i;
-      }
-      break;
-    case config::LoadBalance::HashIp:
-      first = std::hash<std::string>{}(client_ip_) % n;
-      break;
-    case config::LoadBalance::HashSub: {  // without a JWT subject, the client IP decides
-      auto sub = attributes_.find("jwt.sub");
-      first = std::hash<std::string>{}(sub != attributes_.end() ? sub->second : client_ip_) % n;
-      break;
-    }
-  }
-  for (size_t i = 0; i < n; ++i) attempts_.push_back((first + i) % n);
-  std::reverse(attempts_.begin(), attempts_.end());  // pop_back() takes the next to try
-
   bufferevent_disable(client_, EV_READ);
   state_ = State::Connecting;
   connectNext();
@@ -572,20 +530,10 @@ filters::Attributes& Session::attributes() {
 }
 
 void Session::appendForwardedHeaders(http::Headers& headers) {
-  // The client's end-to-end headers, X-Forwarded-*, and what filters add (forwarded claims).
-  const http::Request& req = request_parser_.request();
-  std::string xff = client_ip_;
-  for (const auto& h : req.headers) {
-    if (isHopByHop(h.name) || forwardedByFilters(h.name)) continue;
-    if (http::iequals(h.name, "x-forwarded-for")) {
-      xff = h.value + ", " + client_ip_;
-      continue;
-    }
-    headers.push_back(h);
+  for (auto& h : forwardedHeaders(request_parser_.request(), client_ip_, listener_.tls != nullptr,
+                                  upstream_headers_)) {
+    headers.push_back(std::move(h));
   }
-  headers.push_back({"X-Forwarded-For", xff});
-  headers.push_back({"X-Forwarded-Proto", listener_.tls ? "https" : "http"});
-  for (const auto& h : upstream_headers_) headers.push_back(h);
 }
 
 std::string Session::upstreamProtocols() {
@@ -607,14 +555,6 @@ std::string Session::upstreamProtocols() {
     }
   }
   return out;
-}
-
-bool Session::forwardedByFilters(std::string_view name) const {
-  // A header a filter sets (a forwarded claim) is never taken from the client.
-  for (const auto& h : upstream_headers_) {
-    if (http::iequals(h.name, name)) return true;
-  }
-  return false;
 }
 
 std::string Session::upstreamTarget() {
@@ -904,14 +844,11 @@ void Session::startTranslateUp(bufferevent* upstream, const WsEndpointOptions& o
 }
 
 // Translate up with `reconnect`: a new upstream connection for the live bridge, through the
-// same connect and upgrade as the first one (endpoints in ring order from the balancer's next);
+// same endpoint choice, connect and upgrade as the first one;
 // the outcome goes to the bridge (onUpstreamUpgraded, or respond() when all failed).
 void Session::reconnectUpstream() {
   reconnecting_ = true;
-  attempts_.clear();
-  const size_t n = cluster_->endpoints.size();
-  const size_t first = worker_.balance(route_->cluster).next++ % n;
-  for (size_t i = n; i-- > 0;) attempts_.push_back((first + i) % n);  // back() is tried first
+  attempts_ = endpointOrder(worker_, *route_, *cluster_, client_ip_, attributes());
   connectNext();
 }
 

@@ -55,7 +55,6 @@ class Session : public Deletable, public filters::FilterCallbacks {
   void eioError(int code, int status, std::string_view message);
   void pickEndpoints();
   std::string upstreamTarget();
-  bool forwardedByFilters(std::string_view name) const;
   // The Sec-WebSocket-Protocol value sent upstream (empty: none).
   std::string upstreamProtocols();
   void appendForwardedHeaders(http::Headers& headers);

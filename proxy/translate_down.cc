@@ -32,6 +32,7 @@
 #include "proxy/eio_server.h"
 #include "proxy/eio3_passthrough.h"
 #include "proxy/eio_server_app.h"
+#include "proxy/evbuffer_view.h"
 #include "proxy/upstream.h"
 #include "proxy/sio_inspector.h"
 #include "proxy/worker.h"
@@ -45,12 +46,6 @@ constexpr Duration kKeepAliveTimeout{60000};
 constexpr size_t kReadLimit = 2 * 1024 * 1024;
 
 std::atomic<uint64_t> next_poll_id{0};
-
-std::string_view view(evbuffer* payload) {
-  size_t len = evbuffer_get_length(payload);
-  if (len == 0) return {};
-  return {reinterpret_cast<const char*>(evbuffer_pullup(payload, -1)), len};
-}
 
 std::string bracket(std::string_view args_json) {
   std::string out = "[";
@@ -290,9 +285,9 @@ class TranslateDownSession final : public EioServerApp, public WsEndpointOwner {
     NamespaceLink* link = find(from);
     if (link == nullptr || link->closing || eio_->closed()) return;
     if (opcode == ws::Opcode::Binary) {
-      onUpstreamBinary(*link, view(payload));
+      onUpstreamBinary(*link, viewOf(payload));
     } else {
-      onUpstreamText(*link, view(payload));
+      onUpstreamText(*link, viewOf(payload));
     }
     // A client slower than its upstreams: stop reading them until it drains.
     if (eio_->congested()) {

@@ -10,16 +10,11 @@
 
 #include "codec/engineio.h"
 #include "codec/http1.h"
+#include "proxy/evbuffer_view.h"
 
 namespace wsb::proxy {
 
 namespace {
-std::string_view view(evbuffer* payload) {
-  size_t len = evbuffer_get_length(payload);
-  if (len == 0) return {};
-  return {reinterpret_cast<const char*>(evbuffer_pullup(payload, -1)), len};
-}
-
 std::string bracket(std::string_view args_json) {
   std::string out = "[";
   out.append(args_json);
@@ -323,7 +318,7 @@ void TranslateUp::onClientBinary(evbuffer* payload) {
   out += ",{\"_placeholder\":true,\"num\":0}]";
   sendUpstream(out);
   if (phase_ == Phase::Reconnecting) {
-    sendUpstreamBinary(view(payload));
+    sendUpstreamBinary(viewOf(payload));
   } else {
     upstream_->sendMessage(ws::Opcode::Binary, payload);  // moved, no copy
   }
@@ -334,7 +329,7 @@ void TranslateUp::onClientBinary(evbuffer* payload) {
 void TranslateUp::onWsMessage(WsEndpoint& from, ws::Opcode opcode, evbuffer* payload) {
   if (&from == upstream_.get()) {
     if (opcode == ws::Opcode::Binary) {
-      std::string_view bytes = view(payload);
+      std::string_view bytes = viewOf(payload);
       switch (reassembler_.addAttachment(bytes)) {
         case sio::Reassembler::Status::Ready:
           onUpstreamPacket(reassembler_.packet(), &reassembler_.attachments());
@@ -348,7 +343,7 @@ void TranslateUp::onWsMessage(WsEndpoint& from, ws::Opcode opcode, evbuffer* pay
       }
       return;
     }
-    onUpstreamText(view(payload));
+    onUpstreamText(viewOf(payload));
     if (client_ && client_->congested()) upstream_->pauseReading();
     return;
   }
@@ -359,7 +354,7 @@ void TranslateUp::onWsMessage(WsEndpoint& from, ws::Opcode opcode, evbuffer* pay
   if (!accepting()) return;
   if (chain_ != nullptr) {
     // The raw message first (text pings, first-message auth, sizes), then its event.
-    filters::Message message{filters::Direction::ToUpstream, opcode, view(payload)};
+    filters::Message message{filters::Direction::ToUpstream, opcode, viewOf(payload)};
     message.event_follows = true;
     if (chain_->onMessage(message) != filters::Status::Continue) return;
     if (!accepting()) return;
@@ -367,7 +362,7 @@ void TranslateUp::onWsMessage(WsEndpoint& from, ws::Opcode opcode, evbuffer* pay
   if (opcode == ws::Opcode::Binary) {
     onClientBinary(payload);
   } else {
-    onClientText(view(payload));
+    onClientText(viewOf(payload));
   }
   if (upstream_->congested()) client_->pauseReading();
 }

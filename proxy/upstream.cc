@@ -16,20 +16,29 @@ namespace wsb::proxy {
 
 bool isHopByHop(std::string_view name) {
   static constexpr std::string_view kNames[] = {
-      "connection", "upgrade", "keep-alive", "proxy-connection", "te", "trailer",
-      "transfer-encoding", "content-length", "content-type", "host", "sec-websocket-key",
-      "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-protocol",
-      "x-forwarded-proto", "proxy-authorization", "accept-encoding"};
+      "connection",          "upgrade",           "keep-alive",
+      "proxy-connection",    "te",                "trailer",
+      "transfer-encoding",   "content-length",    "host",
+      "sec-websocket-key",   "sec-websocket-version", "sec-websocket-extensions",
+      "sec-websocket-protocol", "x-forwarded-proto", "proxy-authorization"};
   return std::any_of(std::begin(kNames), std::end(kNames),
                      [&](std::string_view n) { return http::iequals(name, n); });
+}
+
+ClusterBalance& balanceOf(Worker& worker, const config::Route& route,
+                          const ClusterRuntime& cluster) {
+  ClusterBalance& balance = worker.balance(route.cluster);
+  if (balance.active.size() != cluster.endpoints.size()) {
+    balance.active.assign(cluster.endpoints.size(), 0);
+  }
+  return balance;
 }
 
 std::vector<size_t> endpointOrder(Worker& worker, const config::Route& route,
                                   const ClusterRuntime& cluster, std::string_view client_ip,
                                   const filters::Attributes& attributes) {
-  ClusterBalance& balance = worker.balance(route.cluster);
-  size_t n = cluster.endpoints.size();
-  if (balance.active.size() != n) balance.active.assign(n, 0);
+  ClusterBalance& balance = balanceOf(worker, route, cluster);
+  const size_t n = cluster.endpoints.size();
   size_t first = 0;
   switch (cluster.config->lb) {
     case config::LoadBalance::RoundRobin:

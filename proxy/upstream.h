@@ -22,9 +22,13 @@ struct bufferevent;
 namespace wsb::proxy {
 
 class Worker;
+struct ClusterBalance;
 
 // Request headers that belong to one hop (and those wsbridge sets itself).
 bool isHopByHop(std::string_view name);
+
+// The worker's balancer state of a cluster, sized to its endpoints (a reload may change them).
+ClusterBalance& balanceOf(Worker& worker, const config::Route& route, const ClusterRuntime& cluster);
 
 // Endpoint indices in the order to try them: the balancer's pick first, then the ring; the
 // next to try is at the back.

@@ -75,6 +75,8 @@ deny_in = ["whoami"]
   const socket = await sio.connect(`http://127.0.0.1:${port}`, {transports: ['websocket']});
   assert.deepEqual(await sio.emitAck(socket, 'whoami'), [{error: 'forbidden'}]);
   assert.deepEqual(await sio.emitAck(socket, 'echo', 'allowed'), ['allowed']);
+  // The report travels on another pipe than the ack: wait for it, then check nothing else came.
+  await server.waitFor((o) => o.event === 'received' && o.name === 'echo', 5000, 'the report');
   const received = server.lines.filter((o) => o.event === 'received').map((o) => o.name);
   assert.deepEqual(received, ['echo']);
 });
