@@ -21,19 +21,16 @@ void Histogram::observe(std::chrono::microseconds elapsed) {
   bump(sum_us, static_cast<uint64_t>(std::max<int64_t>(elapsed.count(), 0)));
 }
 
-void WorkerStats::countEvent(const std::string& route, std::string_view name) {
-  std::pair<std::string, std::string> key{route, std::string(name)};
-  std::atomic<uint64_t>* slot = events_.find(key);
+void RouteEvents::count(std::string_view name) {
+  std::atomic<uint64_t>* slot = names_.find(name);
   if (slot == nullptr) {
-    // A new name: its own slot while the route has fewer than kTopEvents (counted by this worker
-    // alone, so no lock), else "other".
-    size_t& names = event_names_[route];
-    if (names < kTopEvents) {
-      ++names;
+    // A new name: its own slot while the route has fewer than kTopEvents, else "other".
+    if (distinct_ < kTopEvents) {
+      ++distinct_;
+      slot = &names_.at(name);
     } else {
-      key.second = kOtherEvent;
+      slot = &names_.at(kOtherEvent);
     }
-    slot = &events_.at(key);
   }
   bump<uint64_t>(*slot, 1);
 }
@@ -143,7 +140,11 @@ void StatsTotals::add(const WorkerStats& worker) {
   };
   worker.connect_failures_.forEach(sum_into(connect_failures));
   worker.filter_actions_.forEach(sum_into(filter_actions));
-  worker.events_.forEach(sum_into(events));
+  worker.events_.forEach([this](const std::string& route, const RouteEvents& names) {
+    names.names_.forEach([&](const std::string& name, const std::atomic<uint64_t>& n) {
+      events[{route, name}] += n.load(relaxed);
+    });
+  });
   worker.connect_latency_.forEach(
       [this](const Pair& key, const Histogram& h) { connect_latency[key].add(h); });
   relay_latency.add(worker.relay_latency_);
