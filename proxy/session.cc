@@ -164,17 +164,19 @@ void Session::drain() {
   }
 }
 
-// A pass-through client's held GET during a drain: what the server would say on its way down,
-// DISCONNECT of "/" then the Engine.IO close, so the client hears "io server disconnect" as over
-// WebSocket. Nothing records which namespaces a polling client joined, so the others hear the
-// close ("transport close"); the abandoned upstream GET ends the server's session.
+// A pass-through client's held GET during a drain: DISCONNECT of "/", so the client hears
+// "io server disconnect" as over WebSocket and, left with no namespace, closes its session
+// itself. No Engine.IO close follows in the same body: socket.io-client would then report the
+// same socket disconnected twice. Nothing records which namespaces a polling client joined, so
+// others end at their next poll (refused: "transport error"). The abandoned upstream GET ends
+// the server's session.
 void Session::respondDrainPoll() {
   http::Response out;
   out.status = 200;
   out.reason = "OK";
   out.headers.push_back({"Content-Type", "text/plain; charset=UTF-8"});
   out.headers.push_back({"Connection", "close"});
-  out.body = "41\x1e" "1";  // DISCONNECT "/", then the Engine.IO close
+  out.body = "41";
   respond(http::serializeResponse(out));
 }
 
