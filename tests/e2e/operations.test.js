@@ -5,48 +5,13 @@
 
 const crypto = require('node:crypto');
 const fs = require('node:fs');
-const http = require('node:http');
 const net = require('node:net');
 const {io} = require('socket.io-client');
+const {request, until, parseMetrics} = require('./lib/admin');
 const h = require('./lib/harness');
 
 const {assert} = h;
 const JWT_SECRET = 'operations-secret';
-
-function request(port, method, path, ms = 5000) {
-  return h.withTimeout(new Promise((resolve, reject) => {
-    const req = http.request({host: '127.0.0.1', port, method, path, agent: false}, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({status: res.statusCode, headers: res.headers,
-                                   body: Buffer.concat(chunks).toString('utf8')}));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  }), ms, `${method} ${path}`);
-}
-
-async function until(fn, what, ms = 10000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
-function parseMetrics(text) {
-  const out = {};
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})? (\S+)$/.exec(line);
-    assert.ok(m, `bad metrics line: ${line}`);
-    out[m[1] + (m[2] || '')] = Number(m[3]);
-  }
-  return out;
-}
 
 function jwt(payload) {
   const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
