@@ -368,13 +368,19 @@ void AdminListener::onReport(uint64_t id, size_t worker, WorkerReport report) {
   if (--g.pending == 0) finishGather(id);
 }
 
-void AdminListener::finishGather(uint64_t id) {
+std::unique_ptr<AdminListener::Gather> AdminListener::takeGather(uint64_t id) {
   auto it = gathers_.find(id);
-  if (it == gathers_.end()) return;
+  if (it == gathers_.end()) return nullptr;
   std::unique_ptr<Gather> g = std::move(it->second);
   gathers_.erase(it);
-  if (g->req == nullptr) return;
+  if (g->req == nullptr) return nullptr;  // the client left
   evhttp_connection_set_closecb(evhttp_request_get_connection(g->req), nullptr, nullptr);
+  return g;
+}
+
+void AdminListener::finishGather(uint64_t id) {
+  std::unique_ptr<Gather> g = takeGather(id);
+  if (!g) return;
   // Workers that did not answer write no more: their counters are read directly.
   for (size_t i = 0; i < workers_.size(); ++i) {
     if (!g->replied[i] && workers_[i].stats != nullptr) g->merged.totals.add(*workers_[i].stats);
@@ -561,12 +567,8 @@ void AdminListener::postReload(evhttp_request* req) {
   gathers_[id] = std::move(g);
   actions_.reload([this, id](std::vector<std::string> errors) {
     dispatcher_.post([this, id, errors = std::move(errors)] {
-      auto it = gathers_.find(id);
-      if (it == gathers_.end()) return;
-      std::unique_ptr<Gather> g = std::move(it->second);
-      gathers_.erase(it);
-      if (g->req == nullptr) return;
-      evhttp_connection_set_closecb(evhttp_request_get_connection(g->req), nullptr, nullptr);
+      std::unique_ptr<Gather> g = takeGather(id);
+      if (!g) return;
       if (errors.empty()) {
         sendReply(g->req, 200, kJson, "{\"reloaded\":true}\n");
         return;

@@ -73,6 +73,8 @@ class AdminListener {
   void gather(evhttp_request* req, const char* type, Render render);
   void onReport(uint64_t id, size_t worker, WorkerReport report);
   void finishGather(uint64_t id);
+  // Removes gather `id` and returns it while its client still waits for the answer; else null.
+  std::unique_ptr<Gather> takeGather(uint64_t id);
   void postReload(evhttp_request* req);
   // 200 {"ready":true} or 503 {"ready":false,"reasons":[...]}.
   std::pair<int, std::string> readiness() const;

@@ -40,6 +40,7 @@ class Eio3Passthrough final : public EioServerApp, public WsEndpointOwner {
         packet = connectToSioV5(packet);  // "/" is connected already
         if (packet.empty()) return;
       }
+      countEventPacket(packet, events_, reader_);
       if (!inspectFromClient(packet)) return;
       upstream_->sendMessage(ws::Opcode::Text, "4" + packet);
     }
@@ -53,6 +54,7 @@ class Eio3Passthrough final : public EioServerApp, public WsEndpointOwner {
     if (upstream_ && !upstream_->finished() && !upstream_->closeSent()) {
       upstream_->sendClose(ws::close_code::kNormal, "client disconnected");
     }
+    countClosed();
     if (chain_) chain_->onClose(close_info_);
     maybeDelete();
   }
@@ -69,6 +71,7 @@ class Eio3Passthrough final : public EioServerApp, public WsEndpointOwner {
   // ---- filters::FilterCallbacks (the rest is EioServerApp's) ----
 
   void notify(filters::Side toward, std::string_view notice) override {
+    countFilterAction("notify");
     std::string message = renderNoticeMessage(notice, "/");  // "42[...]"
     if (toward == filters::Side::Client) {
       if (eio_) eio_->send(std::string_view(message).substr(1));
@@ -88,7 +91,7 @@ class Eio3Passthrough final : public EioServerApp, public WsEndpointOwner {
     }
   }
 
-  void close(uint16_t code, std::string_view reason) override {
+  void closeSession(uint16_t code, std::string_view reason) override {
     if (close_info_.closed_by.empty()) close_info_ = {code, std::string(reason), "wsbridge"};
     if (eio_) eio_->close(reason);
     if (upstream_ && !upstream_->finished() && !upstream_->closeSent()) {
@@ -104,6 +107,7 @@ class Eio3Passthrough final : public EioServerApp, public WsEndpointOwner {
 
   void pauseReading(filters::Side side, Duration delay) override {
     if (side != filters::Side::Upstream || !upstream_) return;  // polling cannot be paused
+    countFilterAction("shape");
     upstream_->pauseReading(WsEndpoint::kShaping);
     if (!shape_timer_) {
       shape_timer_ = std::make_unique<proxy::Timer>(worker_.dispatcher(), [this] {
@@ -206,6 +210,7 @@ class Eio3Passthrough final : public EioServerApp, public WsEndpointOwner {
     }
     if (eio_ == nullptr) return;
     const std::string_view packet = text.substr(1);
+    countEventPacket(packet, events_, reader_);
     if (chain_ && to_client_.onText(packet, *chain_) != SioInspector::Verdict::Forward) return;
     const std::string v4 = toSioV4(packet);
     eio_->send(v4.empty() ? packet : std::string_view(v4));
@@ -269,6 +274,7 @@ class Eio3Passthrough final : public EioServerApp, public WsEndpointOwner {
   std::unique_ptr<proxy::Timer> shape_timer_;
   SioInspector to_upstream_{filters::Direction::ToUpstream};
   SioInspector to_client_{filters::Direction::ToClient};
+  sio::JsonReader reader_;  // event names with escapes
   size_t endpoint_ = SIZE_MAX;
   bool eio_finished_ = false;
 };

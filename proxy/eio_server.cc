@@ -364,9 +364,13 @@ void EioSession::enqueue(eio::PacketType type, std::string_view data, bool binar
   flushPoll();
 }
 
-void EioSession::send(std::string_view text) { enqueue(eio::PacketType::Message, text, false); }
+void EioSession::send(std::string_view text) {
+  countMessage(Flow::ToClient, text.size());
+  enqueue(eio::PacketType::Message, text, false);
+}
 
 void EioSession::sendBinary(std::string_view bytes) {
+  countMessage(Flow::ToClient, bytes.size());
   enqueue(eio::PacketType::Message, bytes, true);
 }
 
@@ -375,6 +379,7 @@ void EioSession::sendBinary(std::string_view bytes) {
 void EioSession::onPacket(const eio::Packet& packet) {
   switch (packet.type) {
     case eio::PacketType::Message:
+      countMessage(Flow::ToUpstream, packet.data.size());
       app_.onEioMessage(packet.data, packet.binary);
       return;
     case eio::PacketType::Pong:

@@ -18,6 +18,7 @@
 #include "codec/http1.h"
 #include "config/config.h"
 #include "proxy/dispatcher.h"
+#include "proxy/stats.h"
 #include "proxy/ws_endpoint.h"
 
 struct bufferevent;
@@ -118,6 +119,10 @@ class EioSession : public WsEndpointOwner {
   // Server-initiated close.
   void close(std::string_view reason);
   bool closed() const { return closed_; }
+  // By Flow: the Engine.IO messages the client sent and was sent, and their payload bytes
+  // (heartbeats and other control packets left out), counted for the route's stats.
+  const uint64_t (&messageCounts() const)[2] { return messages_; }
+  const uint64_t (&byteCounts() const)[2] { return bytes_; }
   bool upgraded() const { return ws_ != nullptr; }
 
   // Backpressure toward the client: true while its websocket output is over the high watermark,
@@ -137,6 +142,10 @@ class EioSession : public WsEndpointOwner {
   enum class Closer { Server, Client };
 
   void enqueue(eio::PacketType type, std::string_view data, bool binary);
+  void countMessage(Flow flow, size_t size) {
+    ++messages_[static_cast<int>(flow)];
+    bytes_[static_cast<int>(flow)] += size;
+  }
   void flushPoll();
   void answerPoll(std::string body, std::string_view content_type);
   void answerPoll(eio::PacketType type);  // a one-packet body: noop, close
@@ -162,6 +171,8 @@ class EioSession : public WsEndpointOwner {
   EioSessionOptions options_;
   EioApp& app_;
 
+  uint64_t messages_[2] = {0, 0};
+  uint64_t bytes_[2] = {0, 0};
   std::vector<Queued> queue_;  // polling: packets waiting for a GET
   size_t queued_bytes_ = 0;
   PollResponder pending_get_;

@@ -24,7 +24,8 @@ EioServerApp::EioServerApp(Worker& worker, SnapshotPtr snapshot, const config::R
       listener_(listener),
       cluster_(snapshot_->cluster(route.cluster)),
       handshake_request_(std::move(handshake)),
-      client_ip_(std::move(client_ip)) {
+      client_ip_(std::move(client_ip)),
+      events_(worker.stats().events(route.path)) {
   LiveObjects::instance().add(&worker.dispatcher(), this, [this] {
     if (open_) drainSession();
   });
@@ -93,12 +94,33 @@ void EioServerApp::opened() {
   onOpened();
 }
 
+void EioServerApp::countFilterAction(std::string_view action) {
+  if (!chain_) return;
+  if (const std::string* type = snapshot_->filterType(route_, chain_->acting())) {
+    worker_.stats().countFilterAction(*type, action);
+  }
+}
+
+void EioServerApp::countClosed() {
+  if (!open_ || counted_closed_) return;
+  counted_closed_ = true;
+  uint16_t code = close_info_.code != 0 ? close_info_.code : ws::close_code::kAbnormal;
+  worker_.stats().route(route_.path).countClosed(code, eio().messageCounts(), eio().byteCounts());
+  worker_.stats().cluster(route_.cluster).countClosed(code, {0, 0}, {0, 0});
+}
+
 void EioServerApp::reject(int status, std::string_view message, const http::Headers& extra) {
+  countFilterAction("reject_" + std::to_string(status));
   if (admitted_) {
     decide(http::errorResponse(status, jsonError(message), extra));
     return;
   }
-  close(ws::close_code::kPolicy, message);
+  closeSession(ws::close_code::kPolicy, message);
+}
+
+void EioServerApp::close(uint16_t code, std::string_view reason) {
+  countFilterAction("close_" + std::to_string(code));
+  closeSession(code, reason);
 }
 
 void EioServerApp::resumeHandshake() {

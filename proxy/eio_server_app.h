@@ -13,6 +13,7 @@
 #include "proxy/dispatcher.h"
 #include "proxy/eio_server.h"
 #include "proxy/snapshot.h"
+#include "proxy/stats.h"
 
 namespace wsb::proxy {
 
@@ -38,6 +39,8 @@ class EioServerApp : public Deletable, public EioApp, public filters::FilterCall
 
   // filters::FilterCallbacks shared by every app
   void reject(int status, std::string_view message, const http::Headers& extra) override;
+  // A filter closes the session: counted, then closeSession().
+  void close(uint16_t code, std::string_view reason) final;
   void resumeHandshake() override;
   std::unique_ptr<filters::FilterCallbacks::Timer> createTimer(std::function<void()> cb) override;
   const filters::Clock& clock() const override { return filters::SystemClock::instance(); }
@@ -47,12 +50,18 @@ class EioServerApp : public Deletable, public EioApp, public filters::FilterCall
   // The filters let the session in: answer decide({}) now, or once what it needs is ready.
   virtual void ready() { decide({}); }
   virtual void onOpened() {}
+  // The session closes (a filter's decision, a protocol error, the drain).
+  virtual void closeSession(uint16_t code, std::string_view reason) = 0;
   // SIGTERM: the session closes (apps first say goodbye the way their protocol does).
-  virtual void drainSession() { close(ws::close_code::kGoingAway, "server shutting down"); }
+  virtual void drainSession() { closeSession(ws::close_code::kGoingAway, "server shutting down"); }
   void decide(std::string rejection);
   // The Engine.IO options of the route: its heartbeat (a heartbeat filter's, if any), payload
   // limit and transports, and v3 framing for an EIO=3 handshake.
   EioSessionOptions sessionOptions() const;
+  // Stats: a filter's decision ("reject_401", "notify", ...) labelled by the acting filter's
+  // type; the session's end, with the client's messages each way (once, if it opened).
+  void countFilterAction(std::string_view action);
+  void countClosed();
 
   Worker& worker_;
   SnapshotPtr snapshot_;
@@ -67,11 +76,13 @@ class EioServerApp : public Deletable, public EioApp, public filters::FilterCall
   http::Headers upstream_headers_;  // added by filters (forwarded claims)
   filters::Attributes attributes_;
   filters::CloseInfo close_info_;
+  RouteEvents& events_;  // the route's Socket.IO event counts
   bool open_ = false;
   bool discarded_ = false;
 
  private:
   Admitted admitted_;
+  bool counted_closed_ = false;
 };
 
 }  // namespace wsb::proxy

@@ -130,10 +130,16 @@ void Session::onTimeout() {
 
 void Session::drain() {
   switch (state_) {
-    case State::ReadingRequest:
-    case State::Filtering:
     case State::Connecting:
     case State::UpstreamHandshake:
+      if (mode_ == Mode::EioPolling && !client_sid_.empty() &&
+          request_parser_.request().method == "GET") {
+        respondDrainPoll();
+        break;
+      }
+      [[fallthrough]];
+    case State::ReadingRequest:
+    case State::Filtering:
       respondError(503, "shutting down");
       break;
     case State::Bridging:
@@ -143,6 +149,22 @@ void Session::drain() {
     case State::Done:
       break;
   }
+}
+
+// A pass-through client's held GET during a drain: DISCONNECT of "/", so the client hears
+// "io server disconnect" as over WebSocket and, left with no namespace, closes its session
+// itself. No Engine.IO close follows in the same body: socket.io-client would then report the
+// same socket disconnected twice. Nothing records which namespaces a polling client joined, so
+// others end at their next poll (refused: "transport error"). The abandoned upstream GET ends
+// the server's session.
+void Session::respondDrainPoll() {
+  http::Response out;
+  out.status = 200;
+  out.reason = "OK";
+  out.headers.push_back({"Content-Type", "text/plain; charset=UTF-8"});
+  out.headers.push_back({"Connection", "close"});
+  out.body = "41";
+  respond(http::serializeResponse(out));
 }
 
 void Session::abort() { finish(); }
@@ -167,12 +189,9 @@ bool Session::describe(ConnectionInfo* out) const {
 }
 
 void Session::countFilterAction(std::string_view action) {
-  const auto& names = route_->filters;
-  size_t acting = chain_ ? chain_->acting() : names.size();
-  if (acting >= names.size()) return;
-  auto spec = snapshot_->config().filters.find(names[acting]);
-  if (spec != snapshot_->config().filters.end()) {
-    worker_.stats().countFilterAction(spec->second.type, action);
+  if (!chain_) return;
+  if (const std::string* type = snapshot_->filterType(*route_, chain_->acting())) {
+    worker_.stats().countFilterAction(*type, action);
   }
 }
 
@@ -1033,6 +1052,7 @@ void Session::sendPollingRequest() {
   const http::Request& req = request_parser_.request();
   const Endpoint& ep = cluster_->endpoints[endpoint_];
   std::string body = req.body;
+  if (req.method == "POST") countPayloadEvents(body, worker_.stats().events(route_->path));
   if (chain_ && req.method == "POST" && !body.empty()) {
     body = filterPayload(body, filters::Direction::ToUpstream);
   }
@@ -1084,6 +1104,7 @@ void Session::handlePollingResponse() {
         body = "0" + rewritten + (end == std::string::npos ? std::string() : body.substr(end));
       }
     } else if (!client_sid_.empty()) {
+      countPayloadEvents(body, worker_.stats().events(route_->path));
       if (chain_) body = filterPayload(body, filters::Direction::ToClient);
       for (std::string& notice : takeNotices(client_sid_)) {
         body += '\x1e';

@@ -84,6 +84,7 @@ class Session : public Deletable, public filters::FilterCallbacks {
   filters::Attributes& attributes() override;
   // Sends a complete HTTP response and closes the client once it is written.
   void respond(std::string response);
+  void respondDrainPoll();
   void respondError(int status, std::string_view error, const http::Headers& extra = {});
 
   void connectNext();

@@ -54,6 +54,23 @@ SioInspector::Verdict SioInspector::onBinary() {
   return dropping_attachments_ ? Verdict::Drop : Verdict::Forward;
 }
 
+void countEventPacket(std::string_view packet, RouteEvents& events, sio::JsonReader& reader) {
+  if (packet.empty() || (packet[0] != '2' && packet[0] != '5')) return;
+  sio::Packet decoded;
+  if (sio::decodePacket(packet, &decoded) != sio::DecodeError::None) return;
+  if (auto name = sio::eventName(decoded, reader)) events.count(*name);
+}
+
+void countPayloadEvents(std::string_view payload, RouteEvents& events) {
+  sio::JsonReader reader;  // allocates only for a name with escapes
+  while (!payload.empty()) {
+    size_t end = payload.find('\x1e');
+    std::string_view packet = payload.substr(0, end);
+    if (!packet.empty() && packet[0] == '4') countEventPacket(packet.substr(1), events, reader);
+    payload = end == std::string_view::npos ? std::string_view() : payload.substr(end + 1);
+  }
+}
+
 namespace {
 void appendNsp(std::string& out, std::string_view nsp) {
   if (!nsp.empty() && nsp != "/") {

@@ -10,6 +10,7 @@
 
 #include "codec/socketio.h"
 #include "filters/chain.h"
+#include "proxy/stats.h"
 
 namespace wsb::proxy {
 
@@ -47,6 +48,12 @@ class SioInspector {
   uint32_t attachments_left_ = 0;
   bool dropping_attachments_ = false;
 };
+
+// Counts `packet` (Engine.IO message data) under its event name when it is a Socket.IO EVENT or
+// BINARY_EVENT; other packets are not decoded.
+void countEventPacket(std::string_view packet, RouteEvents& events, sio::JsonReader& reader);
+// The same for every message packet of an Engine.IO v4 text polling payload.
+void countPayloadEvents(std::string_view payload, RouteEvents& events);
 
 // The Engine.IO message text (`4` + the Socket.IO EVENT) a notice stands for: an envelope {"event":E,"data":D} becomes
 // 42<nsp,>[E,D]; any other text becomes 42<nsp,>["message","<text>"].

@@ -127,6 +127,12 @@ const std::vector<filters::FactoryPtr>& Snapshot::filtersOf(const config::Route&
   return route_filters_.at(index);
 }
 
+const std::string* Snapshot::filterType(const config::Route& route, size_t index) const {
+  if (index >= route.filters.size()) return nullptr;
+  auto spec = config_->filters.find(route.filters[index]);
+  return spec != config_->filters.end() ? &spec->second.type : nullptr;
+}
+
 const SidSigner& Snapshot::signerOf(const config::Route& route) const {
   return route_signers_.at(static_cast<size_t>(&route - config_->routes.data()));
 }

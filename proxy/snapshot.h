@@ -54,6 +54,9 @@ class Snapshot {
                              std::string_view path) const;
   // The route's filter factories, in the route's order.
   const std::vector<filters::FactoryPtr>& filtersOf(const config::Route& route) const;
+  // The type of the route's `index`th filter ("auth.jwt"), or null past the last one: how
+  // filter actions are labelled (the index being the chain's acting()).
+  const std::string* filterType(const config::Route& route, size_t index) const;
   // The route's sticky-sid signer (its sid_key, or the process key).
   const SidSigner& signerOf(const config::Route& route) const;
 

@@ -21,19 +21,16 @@ void Histogram::observe(std::chrono::microseconds elapsed) {
   bump(sum_us, static_cast<uint64_t>(std::max<int64_t>(elapsed.count(), 0)));
 }
 
-void WorkerStats::countEvent(const std::string& route, std::string_view name) {
-  std::pair<std::string, std::string> key{route, std::string(name)};
-  std::atomic<uint64_t>* slot = events_.find(key);
+void RouteEvents::count(std::string_view name) {
+  std::atomic<uint64_t>* slot = names_.find(name);
   if (slot == nullptr) {
-    // A new name: its own slot while the route has fewer than kTopEvents (counted by this worker
-    // alone, so no lock), else "other".
-    size_t& names = event_names_[route];
-    if (names < kTopEvents) {
-      ++names;
+    // A new name: its own slot while the route has fewer than kTopEvents, else "other".
+    if (distinct_ < kTopEvents) {
+      ++distinct_;
+      slot = &names_.at(name);
     } else {
-      key.second = kOtherEvent;
+      slot = &names_.at(kOtherEvent);
     }
-    slot = &events_.at(key);
   }
   bump<uint64_t>(*slot, 1);
 }
@@ -143,7 +140,11 @@ void StatsTotals::add(const WorkerStats& worker) {
   };
   worker.connect_failures_.forEach(sum_into(connect_failures));
   worker.filter_actions_.forEach(sum_into(filter_actions));
-  worker.events_.forEach(sum_into(events));
+  worker.events_.forEach([this](const std::string& route, const RouteEvents& names) {
+    names.names_.forEach([&](const std::string& name, const std::atomic<uint64_t>& n) {
+      events[{route, name}] += n.load(relaxed);
+    });
+  });
   worker.connect_latency_.forEach(
       [this](const Pair& key, const Histogram& h) { connect_latency[key].add(h); });
   relay_latency.add(worker.relay_latency_);
@@ -227,11 +228,31 @@ class PromWriter {
     out_ += '\n';
   }
 
-  std::string_view name_;
+  std::string name_;  // the family being written (a caller may pass a temporary)
   std::string out_;
 };
 
 constexpr Flow kFlows[] = {Flow::ToUpstream, Flow::ToClient};
+
+// The accepted, active and closed (by code) families of connections grouped by `label`.
+void connectionFamilies(PromWriter& w, const std::string& prefix, const std::string& label,
+                        const std::map<std::string, RouteTotals>& groups) {
+  w.family(prefix + "accepted_total", "counter",
+           "Connections whose handshake completed, by " + label + ".");
+  for (const auto& [name, t] : groups) w.sample({{label, name}}, t.accepted);
+
+  w.family(prefix + "active", "gauge", "Connections open now, by " + label + ".");
+  for (const auto& [name, t] : groups) w.sample({{label, name}}, t.active);
+
+  w.family(prefix + "closed_total", "counter",
+           "Connections closed, by " + label + " and WebSocket close code.");
+  for (const auto& [name, t] : groups) {
+    for (const auto& [code, n] : t.closed) {
+      std::string c = std::to_string(code);
+      w.sample({{label, name}, {"code", c}}, n);
+    }
+  }
+}
 }  // namespace
 
 std::string renderPrometheus(const StatsTotals& totals) {
@@ -240,37 +261,8 @@ std::string renderPrometheus(const StatsTotals& totals) {
            "TCP connections accepted by the listeners.");
   w.sample({}, totals.tcp_accepted);
 
-  w.family("wsbridge_connections_accepted_total", "counter",
-           "Connections whose handshake completed, by route.");
-  for (const auto& [route, t] : totals.routes) w.sample({{"route", route}}, t.accepted);
-
-  w.family("wsbridge_connections_active", "gauge", "Connections open now, by route.");
-  for (const auto& [route, t] : totals.routes) w.sample({{"route", route}}, t.active);
-
-  w.family("wsbridge_connections_closed_total", "counter",
-           "Connections closed, by route and WebSocket close code.");
-  for (const auto& [route, t] : totals.routes) {
-    for (const auto& [code, n] : t.closed) {
-      std::string c = std::to_string(code);
-      w.sample({{"route", route}, {"code", c}}, n);
-    }
-  }
-
-  w.family("wsbridge_cluster_connections_accepted_total", "counter",
-           "Connections whose handshake completed, by upstream cluster.");
-  for (const auto& [cluster, t] : totals.clusters) w.sample({{"cluster", cluster}}, t.accepted);
-
-  w.family("wsbridge_cluster_connections_active", "gauge", "Connections open now, by cluster.");
-  for (const auto& [cluster, t] : totals.clusters) w.sample({{"cluster", cluster}}, t.active);
-
-  w.family("wsbridge_cluster_connections_closed_total", "counter",
-           "Connections closed, by cluster and WebSocket close code.");
-  for (const auto& [cluster, t] : totals.clusters) {
-    for (const auto& [code, n] : t.closed) {
-      std::string c = std::to_string(code);
-      w.sample({{"cluster", cluster}, {"code", c}}, n);
-    }
-  }
+  connectionFamilies(w, "wsbridge_connections_", "route", totals.routes);
+  connectionFamilies(w, "wsbridge_cluster_connections_", "cluster", totals.clusters);
 
   w.family("wsbridge_handshakes_refused_total", "counter",
            "Requests answered with an HTTP error instead of an upgrade, by status.");

@@ -19,19 +19,21 @@ namespace wsb::proxy {
 // Slots (counters, or groups of them) keyed by label values. Only the owning worker looks up and
 // inserts keys, so its lookups take no lock; the lock is taken to insert a key (once per label set)
 // and by readers on other threads, so the map never changes shape under them. Slot addresses are
-// stable (std::map nodes), so the owner may keep references.
+// stable (std::map nodes), so the owner may keep references. Lookups are heterogeneous (a
+// std::string key is found by a std::string_view without building a string).
 template <typename Key, typename Slot = std::atomic<uint64_t>>
 class LabelTable {
  public:
   // Owner thread only.
-  Slot& at(const Key& key) {
-    auto it = slots_.find(key);
-    if (it != slots_.end()) return it->second;
+  template <typename K = Key>
+  Slot& at(const K& key) {
+    if (Slot* slot = find(key)) return *slot;
     std::lock_guard<std::mutex> lock(mutex_);
-    return slots_.try_emplace(key).first->second;
+    return slots_.try_emplace(Key(key)).first->second;
   }
   // Owner thread only: the slot, or null when the key has none yet.
-  Slot* find(const Key& key) {
+  template <typename K = Key>
+  Slot* find(const K& key) {
     auto it = slots_.find(key);
     return it != slots_.end() ? &it->second : nullptr;
   }
@@ -44,7 +46,7 @@ class LabelTable {
 
  private:
   mutable std::mutex mutex_;
-  std::map<Key, Slot> slots_;
+  std::map<Key, Slot, std::less<>> slots_;
 };
 
 // One writer per counter: a relaxed load and store (plain moves), never a locked read-modify-write.
@@ -101,6 +103,19 @@ struct Histogram {
 inline constexpr size_t kTopEvents = 20;
 inline constexpr std::string_view kOtherEvent = "other";
 
+// One route's Socket.IO event counts in one worker, by event name. Sessions resolve it once, so
+// counting an event is one lookup by string_view: no allocation once the name has its slot.
+class RouteEvents {
+ public:
+  // Owner thread only.
+  void count(std::string_view name);
+
+ private:
+  friend struct StatsTotals;
+  LabelTable<std::string> names_;  // at most kTopEvents names, and kOtherEvent
+  size_t distinct_ = 0;            // names with their own slot (owner thread only)
+};
+
 class WorkerStats {
  public:
   // Owner thread only: the route's (or cluster's) counters, created on first use; the reference
@@ -119,8 +134,10 @@ class WorkerStats {
   void countFilterAction(std::string_view filter, std::string_view action) {
     bump(filter_actions_.at({std::string(filter), std::string(action)}));
   }
-  // A Socket.IO event seen on `route`, either direction.
-  void countEvent(const std::string& route, std::string_view name);
+  // The Socket.IO event counts of `route` (either direction), created on first use; the
+  // reference stays valid, so a session resolves it once.
+  RouteEvents& events(const std::string& route) { return events_.at(route); }
+  void countEvent(const std::string& route, std::string_view name) { events(route).count(name); }
   // Time from reading a batch of frames to having written what they became to the other side.
   Histogram& relayLatency() { return relay_latency_; }
 
@@ -133,8 +150,7 @@ class WorkerStats {
   LabelTable<std::pair<std::string, std::string>> connect_failures_;  // (cluster, endpoint)
   LabelTable<std::pair<std::string, std::string>, Histogram> connect_latency_;
   LabelTable<std::pair<std::string, std::string>> filter_actions_;  // (filter, action)
-  LabelTable<std::pair<std::string, std::string>> events_;          // (route, event name)
-  std::map<std::string, size_t, std::less<>> event_names_;          // distinct names per route
+  LabelTable<std::string, RouteEvents> events_;                     // by route
   Histogram relay_latency_;
 };
 

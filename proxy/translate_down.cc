@@ -208,10 +208,7 @@ class TranslateDownSession final : public EioServerApp, public WsEndpointOwner {
       if (!link->closing) open.push_back(link.get());
     }
     for (NamespaceLink* link : open) leave(*link, ws::close_code::kNormal, "client disconnected");
-    if (open_) {
-      worker_.stats().route(route_.path).countClosed(close_info_.code, {0, 0}, {0, 0});
-      worker_.stats().cluster(route_.cluster).countClosed(close_info_.code, {0, 0}, {0, 0});
-    }
+    countClosed();
     if (chain_) chain_->onClose(close_info_);
     maybeDelete();
   }
@@ -224,6 +221,7 @@ class TranslateDownSession final : public EioServerApp, public WsEndpointOwner {
   // ---- filters::FilterCallbacks ----
 
   void notify(filters::Side toward, std::string_view notice) override {
+    countFilterAction("notify");
     if (toward == filters::Side::Client) {
       // The rendering is an Engine.IO message ("42[...]"); the session adds the "4" itself.
       eio_->send(std::string_view(renderNoticeMessage(notice, "/")).substr(1));
@@ -247,7 +245,7 @@ class TranslateDownSession final : public EioServerApp, public WsEndpointOwner {
     if (!answer.empty()) link->upstream->sendMessage(ws::Opcode::Text, answer);
   }
 
-  void close(uint16_t code, std::string_view reason) override {
+  void closeSession(uint16_t code, std::string_view reason) override {
     if (close_info_.closed_by.empty()) close_info_ = {code, std::string(reason), "wsbridge"};
     eio_->close(reason);
   }
@@ -266,6 +264,7 @@ class TranslateDownSession final : public EioServerApp, public WsEndpointOwner {
 
   void pauseReading(filters::Side side, Duration delay) override {
     if (side != filters::Side::Upstream) return;  // polling clients cannot be paused
+    countFilterAction("shape");
     for (auto& link : links_) {
       if (link->ready) link->upstream->pauseReading(WsEndpoint::kShaping);
     }
@@ -345,7 +344,7 @@ class TranslateDownSession final : public EioServerApp, public WsEndpointOwner {
       sio::appendDisconnect(packet, link->nsp);
       eio_->send(packet);
     }
-    close(ws::close_code::kGoingAway, "server shutting down");
+    closeSession(ws::close_code::kGoingAway, "server shutting down");
   }
 
   // Socket.IO v4 connects every client to "/" unasked.
@@ -356,7 +355,7 @@ class TranslateDownSession final : public EioServerApp, public WsEndpointOwner {
   // A Socket.IO protocol violation: the ref server closes the whole connection.
   void invalid(std::string_view why) {
     spdlog::debug("translate down {}: invalid packet from the client: {}", eio_->sid(), why);
-    close(ws::close_code::kProtocolError, why);
+    closeSession(ws::close_code::kProtocolError, why);
   }
 
   NamespaceLink* find(std::string_view nsp) {
@@ -427,6 +426,7 @@ class TranslateDownSession final : public EioServerApp, public WsEndpointOwner {
       if (one_binary_arg && !route_.binary_event.empty()) {
         auto name = sio::eventName(packet, reader_);
         if (name && *name == route_.binary_event) {
+          events_.count(*name);
           if (!passFilters(filters::Direction::ToUpstream, link->nsp, *name, std::nullopt,
                            (*attachments)[0].size(), args)) {
             return;
@@ -449,6 +449,7 @@ class TranslateDownSession final : public EioServerApp, public WsEndpointOwner {
         return;
       }
       std::string event(*name);
+      events_.count(event);
       if (!passFilters(filters::Direction::ToUpstream, link->nsp, event, packet.id,
                        packet.raw.size(), args)) {
         return;
@@ -587,6 +588,7 @@ class TranslateDownSession final : public EioServerApp, public WsEndpointOwner {
       spdlog::debug("translate down: binary message dropped (no binary_event on the route)");
       return;
     }
+    events_.count(route_.binary_event);
     if (!passFilters(filters::Direction::ToClient, link.nsp, route_.binary_event, std::nullopt,
                      bytes.size(), "[{\"_placeholder\":true,\"num\":0}]")) {
       return;
@@ -632,6 +634,7 @@ class TranslateDownSession final : public EioServerApp, public WsEndpointOwner {
       sendPacket(packet, views);
       return;
     }
+    events_.count(message.event);
     if (!passFilters(filters::Direction::ToClient, link.nsp, message.event, message.ack,
                      text.size(), args)) {
       return;

@@ -2,50 +2,10 @@
 // check that /healthz, /ready, /stats, /metrics and /config report exactly what the test did.
 'use strict';
 
-const http = require('node:http');
+const {get, getUntil, parseMetrics} = require('./lib/admin');
 const h = require('./lib/harness');
 
 const {assert} = h;
-
-function get(port, path, ms = 5000) {
-  return h.withTimeout(new Promise((resolve, reject) => {
-    const req = http.get({host: '127.0.0.1', port, path, agent: false}, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({status: res.statusCode, headers: res.headers,
-                                   body: Buffer.concat(chunks).toString('utf8')}));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-  }), ms, `GET ${path}`);
-}
-
-// Polls `path` until `pred(response)` holds: the admin state follows events on other threads
-// (a close counted when the worker finishes the session, a probe every 2 s).
-async function getUntil(port, path, pred, what, ms = 10000) {
-  const deadline = Date.now() + ms;
-  let last;
-  for (;;) {
-    last = await get(port, path);
-    if (pred(last)) return last;
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}; last ${path}: ${last.status} ${last.body}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-// Prometheus text 0.0.4 -> {'name{a="x",b="y"}': value}.
-function parseMetrics(text) {
-  const out = {};
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})? (\S+)$/.exec(line);
-    assert.ok(m, `bad metrics line: ${line}`);
-    out[m[1] + (m[2] || '')] = Number(m[3]);
-  }
-  return out;
-}
 
 function config({port, adminPort, endpoints, extra = ''}) {
   return `[runtime]

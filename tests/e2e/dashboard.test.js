@@ -3,35 +3,13 @@
 'use strict';
 
 const fs = require('node:fs');
-const http = require('node:http');
 const path = require('node:path');
 const {io} = require('socket.io-client');
+const {getJson, until} = require('./lib/admin');
 const h = require('./lib/harness');
 
 const {assert} = h;
 const CHROMIUM = '/usr/bin/chromium';
-
-function getJson(port, p) {
-  return h.withTimeout(new Promise((resolve, reject) => {
-    http.get({host: '127.0.0.1', port, path: p, agent: false}, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve(JSON.parse(Buffer.concat(chunks).toString('utf8'))));
-      res.on('error', reject);
-    }).on('error', reject);
-  }), 5000, `GET ${p}`);
-}
-
-async function until(fn, what, ms = 15000) {
-  const deadline = Date.now() + ms;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last && last.ok) return last;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(last)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 h.test('the dashboard shows live figures that match /stats', async (t) => {
   if (!fs.existsSync(CHROMIUM)) t.skip(`${CHROMIUM} is not installed`);
@@ -141,9 +119,8 @@ endpoints = ["127.0.0.1:${sio.port}"]
   // Live: rates above zero, the connection figures those of /stats (they are steady now).
   const live = await until(async () => {
     const v = await read();
-    v.ok = v.polls >= 3 && v.inRate > 0 && v.outRate > 0 && v.active === 19;
-    return v;
-  }, 'live figures');
+    return v.polls >= 3 && v.inRate > 0 && v.outRate > 0 && v.active === 19 && v;
+  }, 'live figures', 15000, 100);
   h.assertEqual(live.state, 'ready');
   h.assertEqual(live.chatActive, 12);
   h.assertEqual(live.refused, 2);
@@ -161,9 +138,8 @@ endpoints = ["127.0.0.1:${sio.port}"]
   const first = await read();
   const later = await until(async () => {
     const v = await read();
-    v.ok = v.polls >= first.polls + 2 && v.chatIn > first.chatIn;
-    return v;
-  }, 'the /chat message count to grow');
+    return v.polls >= first.polls + 2 && v.chatIn > first.chatIn && v;
+  }, 'the /chat message count to grow', 15000, 100);
   assert.ok(later.chatIn > first.chatIn);
 
   const shot = path.join(process.env.WSB_BUILD_DIR || h.tmpDir('wsb-dashboard-'), 'dashboard.png');
@@ -178,9 +154,8 @@ endpoints = ["127.0.0.1:${sio.port}"]
   const shown = await read();
   const after = await until(async () => {
     const v = await read();
-    v.ok = v.polls > shown.polls + 1;
-    return v;
-  }, 'a poll after the traffic stopped');
+    return v.polls > shown.polls + 1 && v;
+  }, 'a poll after the traffic stopped', 15000, 100);
   h.assertEqual(after.chatIn, settled.routes['/chat'].messages.to_upstream);
   h.assertEqual(after.accepted, settled.connections.accepted);
   h.assertEqual(after.inRate, 0);

@@ -5,48 +5,13 @@
 
 const crypto = require('node:crypto');
 const fs = require('node:fs');
-const http = require('node:http');
 const net = require('node:net');
 const {io} = require('socket.io-client');
+const {request, until, parseMetrics} = require('./lib/admin');
 const h = require('./lib/harness');
 
 const {assert} = h;
 const JWT_SECRET = 'operations-secret';
-
-function request(port, method, path, ms = 5000) {
-  return h.withTimeout(new Promise((resolve, reject) => {
-    const req = http.request({host: '127.0.0.1', port, method, path, agent: false}, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({status: res.statusCode, headers: res.headers,
-                                   body: Buffer.concat(chunks).toString('utf8')}));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  }), ms, `${method} ${path}`);
-}
-
-async function until(fn, what, ms = 10000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
-function parseMetrics(text) {
-  const out = {};
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})? (\S+)$/.exec(line);
-    assert.ok(m, `bad metrics line: ${line}`);
-    out[m[1] + (m[2] || '')] = Number(m[3]);
-  }
-  return out;
-}
 
 function jwt(payload) {
   const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
@@ -112,6 +77,13 @@ path = "/td/"
 downstream = "socketio"
 cluster = "echo"
 sid_key = "operations-sid-key"
+
+[[route]]
+listener = "public"
+path = "/tdauth/"
+downstream = "socketio"
+cluster = "echo"
+filters = ["jwt"]
 
 [cluster.sio]
 protocol = "socketio"
@@ -285,7 +257,64 @@ h.test('10 reloads under 200 busy connections drop nothing and apply each valid 
   assert.ok(m['wsbridge_relay_latency_seconds_count'] > 0);
 }, {timeout: 120000});
 
-h.test('drain: 50 raw and 50 Socket.IO clients hear 1001 or DISCONNECT before exit 0',
+h.test('translate-down messages and bytes, Socket.IO events over polling and translate down, ' +
+       'and filter actions on translate down reach /metrics', async () => {
+  const echo = await h.startPeer('ws-echo.js');
+  const sio = await h.startPeer('sio-server.js');
+  const port = await h.freePort();
+  const adminPort = await h.freePort();
+  await start({port, adminPort, echo: echo.port, sio: sio.port});
+  const client = (path) => io(`http://127.0.0.1:${port}`, {path, transports: ['polling'],
+                                                            reconnection: false, forceNew: true});
+
+  // Translated down over polling: the Engine.IO messages are the Socket.IO packets (without the
+  // Engine.IO "4"): CONNECT and its reply, 3 "message" events each way (ws-echo sends each
+  // envelope back), the client's DISCONNECT.
+  const td = client('/td/');
+  h.defer(() => td.close());
+  await h.withTimeout(h.once(td, 'connect'), 5000, 'translate-down connect');
+  const events = [0, 1, 2].map((i) => `2["message","m${i}"]`);
+  for (let i = 0; i < 3; i++) {
+    td.send(`m${i}`);
+    h.assertDeepEqual(await h.withTimeout(h.once(td, 'message'), 5000, 'echo'), [`m${i}`]);
+  }
+  td.disconnect();
+
+  // Pass-through over polling: 3 acked echoes (acks are not events), one echo the server emits back.
+  const pt = client('/socket.io/');
+  h.defer(() => pt.close());
+  await h.withTimeout(h.once(pt, 'connect'), 5000, 'pass-through connect');
+  for (let i = 0; i < 3; i++) {
+    h.assertEqual(await h.withTimeout(pt.emitWithAck('echo', i), 5000, 'echo ack'), i);
+  }
+  const echoed = h.once(pt, 'echo');
+  pt.emit('echo', 'back');
+  h.assertDeepEqual(await h.withTimeout(echoed, 5000, 'echo event'), ['back']);
+  pt.disconnect();
+
+  // The route's auth.jwt refuses a handshake without a token.
+  h.assertEqual((await request(port, 'GET', '/tdauth/?EIO=4&transport=polling')).status, 401);
+
+  const m = parseMetrics((await until(async () => {
+    const r = await request(adminPort, 'GET', '/metrics');
+    return r.body.includes('wsbridge_connections_closed_total{route="/td/",code="1000"} 1') && r;
+  }, 'the translate-down session closed')).body);
+  const sum = (packets) => packets.reduce((n, p) => n + Buffer.byteLength(p), 0);
+  const connectReply = 1 + '{"sid":""}'.length + 20;  // a 20-character sid
+  h.assertEqual(m['wsbridge_connections_accepted_total{route="/td/"}'], 1);
+  h.assertEqual(m['wsbridge_messages_total{route="/td/",direction="to_upstream"}'], 5);
+  h.assertEqual(m['wsbridge_messages_total{route="/td/",direction="to_client"}'], 4);
+  h.assertEqual(m['wsbridge_bytes_total{route="/td/",direction="to_upstream"}'],
+                sum(['0', ...events, '1']));
+  h.assertEqual(m['wsbridge_bytes_total{route="/td/",direction="to_client"}'],
+                connectReply + sum(events));
+  h.assertEqual(m['wsbridge_socketio_events_total{route="/td/",event="message"}'], 6);
+  h.assertEqual(m['wsbridge_socketio_events_total{route="/socket.io/",event="echo"}'], 5);
+  h.assertEqual(m['wsbridge_filter_actions_total{filter="auth.jwt",action="reject_401"}'], 1);
+  h.assertEqual(m['wsbridge_cluster_connections_active{cluster="echo"}'], 0);
+}, {timeout: 60000});
+
+h.test('drain: 50 raw and 55 Socket.IO clients hear 1001 or DISCONNECT before exit 0',
        async () => {
   const echo = await h.startPeer('ws-echo.js');
   const sio = await h.startPeer('sio-server.js');
@@ -321,6 +350,15 @@ h.test('drain: 50 raw and 50 Socket.IO clients hear 1001 or DISCONNECT before ex
     }
     socket.on('disconnect', (reason) => heard.push({kind: 'sio', reason}));
   }
+  // 5 on pass-through long-polling: their held GET is answered with DISCONNECT and close.
+  for (let i = 0; i < 5; i++) {
+    const socket = io(`http://127.0.0.1:${port}`, {transports: ['polling'], reconnection: false,
+                                                    forceNew: true});
+    h.defer(() => socket.close());
+    await h.withTimeout(h.once(socket, 'connect'), 5000, `polling socket ${i} connect`);
+    h.assertEqual(await h.withTimeout(socket.emitWithAck('echo', i), 5000, 'echo ack'), i);
+    socket.on('disconnect', (reason) => heard.push({kind: 'sio', reason}));
+  }
   const stats = JSON.parse((await request(adminPort, 'GET', '/stats')).body);
   h.assertEqual(stats.connections.active, 100);
   h.assertEqual(stats.routes['/td/'].active, 10);
@@ -329,11 +367,11 @@ h.test('drain: 50 raw and 50 Socket.IO clients hear 1001 or DISCONNECT before ex
   const exitedAt = bridge.exited.then(() => heard.length);
   const r = await bridge.stop({signal: 'SIGTERM', timeout: 10000});
   h.assertDeepEqual({code: r.code, signal: r.signal}, {code: 0, signal: null});
-  h.assertEqual(await exitedAt, 100, `every client heard the drain before the exit: ${JSON.stringify(heard)}`);
+  h.assertEqual(await exitedAt, 105, `every client heard the drain before the exit: ${JSON.stringify(heard)}`);
   h.assertDeepEqual(heard.filter((e) => e.kind === 'ws').map((e) => e.code),
                     Array(50).fill(1001));
   h.assertDeepEqual(heard.filter((e) => e.kind === 'sio').map((e) => e.reason),
-                    Array(50).fill('io server disconnect'));
+                    Array(55).fill('io server disconnect'));
 }, {timeout: 60000});
 
 h.test('GET /connections lists live connections; POST /drain drains like SIGTERM', async () => {

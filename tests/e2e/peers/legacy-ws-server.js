@@ -21,15 +21,13 @@
 //   {"event":"connection","id":1,"path":"/","query":"a=1","headers":{...}}
 //   {"event":"text","id":1,"text":"..."} / {"event":"binary","id":1,"base64":"..."}
 //   {"event":"close","id":1,"code":1000,"reason":""}
-//   {"event":"progress","id":1,"sent":N,"total":N,"done":false}  every 100 ms while streaming
+//   {"event":"progress","id":1,"sent":N,"queued":N,"buffered":N,"total":N,"done":false}
+//                                               every 100 ms while streaming, and once at the end
 'use strict';
 
 const http = require('node:http');
 const {WebSocketServer} = require('ws');
-
-function report(obj) {
-  process.stdout.write(JSON.stringify(obj) + '\n');
-}
+const {report, streamBinary} = require('./lib/peer');
 
 const server = http.createServer((req, res) => {
   res.writeHead(426, {'content-type': 'text/plain'});
@@ -69,7 +67,11 @@ wss.on('connection', (ws, req) => {
       if (cmd.op === 'close') ws.close(cmd.code || 1000, cmd.reason || '');
       if (cmd.op === 'send') ws.send(cmd.text);
       if (cmd.op === 'binary') ws.send(Buffer.from(cmd.base64, 'base64'), {binary: true});
-      if (cmd.op === 'stream') stream(ws, id, Number(cmd.bytes), Number(cmd.chunk ?? 65536));
+      if (cmd.op === 'stream') {
+        // `sent` counts what the kernel accepted: it stalls when wsbridge stops reading.
+        streamBinary(ws, {total: Number(cmd.bytes), chunk: Number(cmd.chunk ?? 65536),
+                          progress: (p) => report({event: 'progress', id, ...p})});
+      }
       return;
     }
     let out = text;
@@ -89,33 +91,6 @@ wss.on('connection', (ws, req) => {
   });
   ws.on('error', (err) => report({event: 'error', id, message: err.message}));
 });
-
-// `sent` counts what the kernel accepted: it stalls when wsbridge stops reading.
-function stream(ws, id, total, chunk) {
-  const payload = Buffer.alloc(chunk, 0x61);
-  let queued = 0;
-  let sent = 0;
-  const progress = (done) => report({event: 'progress', id, sent, total, done});
-  const timer = setInterval(() => progress(false), 100);
-  ws.on('close', () => clearInterval(timer));
-  const pump = () => {
-    while (queued < total && ws.readyState === ws.OPEN && ws.bufferedAmount < chunk * 4) {
-      const n = Math.min(chunk, total - queued);
-      queued += n;
-      ws.send(n === chunk ? payload : payload.subarray(0, n), {binary: true}, (err) => {
-        if (err) return;
-        sent += n;
-        if (sent === total) {
-          clearInterval(timer);
-          progress(true);
-        } else {
-          pump();
-        }
-      });
-    }
-  };
-  pump();
-}
 
 process.stdin.on('end', () => process.exit(0));
 process.stdin.resume();

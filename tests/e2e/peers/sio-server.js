@@ -41,23 +41,10 @@
 const crypto = require('node:crypto');
 const http = require('node:http');
 const {Server} = require('socket.io');
-
-function parseArgs(argv) {
-  const out = {};
-  for (let i = 0; i < argv.length; i++) {
-    const m = /^--(.+)$/.exec(argv[i]);
-    if (!m) continue;
-    out[m[1]] = argv[i + 1];
-    i++;
-  }
-  return out;
-}
+const {parseArgs, report} = require('./lib/peer');
 
 const args = parseArgs(process.argv.slice(2));
 
-function report(obj) {
-  process.stdout.write(JSON.stringify(obj) + '\n');
-}
 
 // Buffers as {"_bin": base64}, so reports stay JSON and tests can compare bytes.
 function describe(value) {

@@ -24,25 +24,12 @@ const fs = require('node:fs');
 const http = require('node:http');
 const https = require('node:https');
 const {WebSocketServer} = require('ws');
-
-function parseArgs(argv) {
-  const out = {};
-  for (let i = 0; i < argv.length; i++) {
-    const m = /^--(.+)$/.exec(argv[i]);
-    if (!m) continue;
-    out[m[1]] = argv[i + 1];
-    i++;
-  }
-  return out;
-}
+const {parseArgs, report, streamBinary} = require('./lib/peer');
 
 const args = parseArgs(process.argv.slice(2));
 const protocols = args.protocols ? args.protocols.split(',').filter(Boolean) : [];
 const maxPayload = args['max-payload'] ? Number(args['max-payload']) : 100 << 20;
 
-function report(obj) {
-  process.stdout.write(JSON.stringify(obj) + '\n');
-}
 
 const server = args['tls-cert'] ?
     https.createServer({cert: fs.readFileSync(args['tls-cert']),
@@ -68,7 +55,6 @@ const wss = new WebSocketServer({
 let nextId = 1;
 wss.on('connection', (ws, req) => {
   const id = nextId++;
-  const stream = {active: false, timer: null};
   report({
     event: 'connection',
     id,
@@ -86,64 +72,29 @@ wss.on('connection', (ws, req) => {
       } catch {
         // not a command after all: echo it
       }
-      if (cmd) return runCommand(ws, id, cmd, stream);
+      if (cmd) return runCommand(ws, id, cmd);
     }
     ws.send(data, {binary: isBinary});
   });
   ws.on('close', (code, reason) => {
-    stopStream(stream);
     report({event: 'close', id, code, reason: reason.toString('utf8')});
   });
   ws.on('error', (err) => report({event: 'error', id, message: err.message}));
 });
 
-function stopStream(stream) {
-  if (stream.timer) clearInterval(stream.timer);
-  stream.timer = null;
-  stream.active = false;
-}
-
-// Sends `bytes` in `chunk`-sized binary messages, keeping at most a few chunks queued in this
-// process: `sent` counts what the kernel accepted (the send callback fired).
-function startStream(ws, id, cmd, stream) {
-  const total = Number(cmd.bytes);
-  const chunk = Number(cmd.chunk ?? 65536);
-  const highWater = Number(cmd.high_water ?? chunk * 4);
-  const payload = Buffer.alloc(chunk, 0x61);
-  let queued = 0;
-  let sent = 0;
-  stream.active = true;
-  const progress = (done) => report({
-    event: 'progress', id, sent, queued, buffered: ws.bufferedAmount, total, done,
-  });
-  stream.timer = setInterval(() => progress(false), 100);
-  const pump = () => {
-    while (stream.active && queued < total && ws.readyState === ws.OPEN &&
-           ws.bufferedAmount < highWater) {
-      const n = Math.min(chunk, total - queued);
-      queued += n;
-      ws.send(n === chunk ? payload : payload.subarray(0, n), {binary: true}, (err) => {
-        if (err) return;
-        sent += n;
-        if (sent === total) {
-          progress(true);
-          stopStream(stream);
-        } else {
-          pump();
-        }
-      });
-    }
-  };
-  pump();
-}
-
-function runCommand(ws, id, cmd, stream) {
+function runCommand(ws, id, cmd) {
   switch (cmd.cmd) {
     case 'close':
       ws.close(cmd.code, cmd.reason ?? '');
       break;
     case 'stream':
-      startStream(ws, id, cmd, stream);
+      // `sent` counts what the kernel accepted: it stalls when wsbridge stops reading.
+      streamBinary(ws, {
+        total: Number(cmd.bytes),
+        chunk: Number(cmd.chunk ?? 65536),
+        highWater: cmd.high_water === undefined ? undefined : Number(cmd.high_water),
+        progress: (p) => report({event: 'progress', id, ...p}),
+      });
       break;
     case 'send':
       if (cmd.base64 !== undefined) ws.send(Buffer.from(cmd.base64, 'base64'), {binary: true});
