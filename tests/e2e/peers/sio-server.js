@@ -119,6 +119,10 @@ if (suite) {
       report({event: 'engine-upgrade', engineSid: socket.id, transport: transport.name,
               path: '/engine.io/', at: Date.now()});
     });
+    socket.on('close', (reason) => {
+      report({event: 'engine-close', engineSid: socket.id, reason, path: '/engine.io/',
+              at: Date.now()});
+    });
   });
 }
 
