@@ -1072,6 +1072,10 @@ void Session::sendPollingRequest() {
   response_parser_ = std::make_unique<http::ResponseParser>();
   response_parser_->expectNoBody(req.method == "HEAD");
   state_ = State::UpstreamHandshake;
+  // Watch the client while the upstream holds the request: a client giving up on its poll
+  // (EOF) must reach the upstream as an aborted request, which closes the session there.
+  // onClientRead leaves pipelined bytes alone until the answer; the read watermark bounds them.
+  bufferevent_enable(client_, EV_READ);
   // A polling GET is held by the upstream for up to a ping interval.
   timer_->arm(route_->ping_interval + route_->ping_timeout + Duration(5000));
 }

@@ -934,6 +934,10 @@ class EioConnection final : public Deletable {
       return;
     }
     held_sid_ = eio.sid;
+    // Watch the connection while the poll is held: a client giving up on it (EOF) closes the
+    // session, as the ref server does. read() leaves pipelined bytes alone until the answer;
+    // the read watermark bounds them.
+    bufferevent_enable(bev_, EV_READ);
     std::weak_ptr<Handle> weak = handle_;
     Dispatcher* here = &worker_.dispatcher();
     std::thread::id thread = thread_;

@@ -9,6 +9,13 @@
 //       --auth-nsp /secure --auth-token T      a namespace (it may be `/` or `/admin` too) whose
 //                                              middleware admits only auth {token: T}; others
 //                                              are refused with Error("invalid token")
+//       --suite                                the public protocol suites' reference servers
+//                                              too: namespace /custom, connectTimeout 1000,
+//                                              on connect emit("auth", auth), message ->
+//                                              emit("message-back", ...args),
+//                                              message-with-ack -> ack(...args); and an
+//                                              Engine.IO server at /engine.io/ that echoes
+//                                              every message (the Engine.IO suite's)
 // Namespaces: `/`, `/admin`, `/realtime-voice` (and the auth namespace); every one runs the same
 // handlers, by event name (the ack, if the client asked for one, is the last argument):
 //   echo ...args         ack(...args) if asked, else emit("echo", ...args)
@@ -43,7 +50,8 @@ const http = require('node:http');
 const {Server} = require('socket.io');
 const {parseArgs, report} = require('./lib/peer');
 
-const args = parseArgs(process.argv.slice(2));
+const suite = process.argv.includes('--suite');  // a flag without a value
+const args = parseArgs(process.argv.slice(2).filter((a) => a !== '--suite'));
 
 
 // Buffers as {"_bin": base64}, so reports stay JSON and tests can compare bytes.
@@ -82,7 +90,28 @@ const io = new Server(httpServer, {
   maxHttpBufferSize: Number(args['max-http-buffer-size'] ?? 1e6),
   transports: (args.transports ?? 'polling,websocket').split(',').filter(Boolean),
   serveClient: false,
+  ...(suite ? {connectTimeout: 1000} : {}),
 });
+
+if (suite) {
+  const engine = require('engine.io').attach(httpServer, {
+    path: '/engine.io',
+    pingInterval: Number(args['ping-interval'] ?? 25000),
+    pingTimeout: Number(args['ping-timeout'] ?? 20000),
+    maxHttpBufferSize: Number(args['max-http-buffer-size'] ?? 1e6),
+  });
+  engine.on('connection', (socket) => {
+    socket.on('data', (data) => socket.send(data));
+    socket.on('upgrade', (transport) => {
+      report({event: 'engine-upgrade', engineSid: socket.id, transport: transport.name,
+              path: '/engine.io/', at: Date.now()});
+    });
+    socket.on('close', (reason) => {
+      report({event: 'engine-close', engineSid: socket.id, reason, path: '/engine.io/',
+              at: Date.now()});
+    });
+  });
+}
 
 io.engine.on('connection', (conn) => {
   report({event: 'engine-connection', engineSid: conn.id, transport: conn.transport.name,
@@ -114,6 +143,7 @@ function serve(nsp) {
       pid: process.pid,
       at: Date.now(),
     });
+    if (suite) socket.emit('auth', socket.handshake.auth);
     socket.on('disconnect', (reason) => {
       report({event: 'disconnect', nsp: name, sid: socket.id, reason, at: Date.now()});
     });
@@ -175,6 +205,12 @@ function serve(nsp) {
         case 'stop':
           socket.emit('stopped', ...rest);
           break;
+        case 'message':
+          if (suite) socket.emit('message-back', ...rest);
+          break;
+        case 'message-with-ack':
+          if (suite) ack?.(...rest);
+          break;
         case 'disconnect-me':
           socket.disconnect(rest[0] === true);
           break;
@@ -187,6 +223,7 @@ function serve(nsp) {
 
 const names = new Set(['/', '/admin', '/realtime-voice']);
 if (args['auth-nsp']) names.add(args['auth-nsp']);
+if (suite) names.add('/custom');
 for (const name of names) {
   const nsp = io.of(name);
   if (name === args['auth-nsp']) {
