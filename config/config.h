@@ -116,6 +116,9 @@ struct Route {
   // Socket.IO facing (server role and pass-through).
   Duration ping_interval{25000};
   Duration ping_timeout{20000};
+  // Translate down: a client that has joined no namespace by then is closed (socket.io's
+  // connectTimeout).
+  Duration connect_timeout{45000};
   uint64_t max_payload = 1000000;
   bool allow_eio3 = false;
   std::vector<Transport> transports{Transport::Polling, Transport::WebSocket};

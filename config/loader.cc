@@ -370,6 +370,7 @@ class ConfigBuilder {
   void readSocketIo(TableReader& reader, Route& route) {
     route.ping_interval = positiveDuration(reader, "ping_interval", route.ping_interval);
     route.ping_timeout = positiveDuration(reader, "ping_timeout", route.ping_timeout);
+    route.connect_timeout = positiveDuration(reader, "connect_timeout", route.connect_timeout);
     route.max_payload = positiveSize(reader, "max_payload", route.max_payload);
     route.allow_eio3 = reader.boolean("allow_eio3", route.allow_eio3);
     if (reader.has("transports")) {

@@ -350,6 +350,13 @@ class TranslateDownSession final : public EioServerApp, public WsEndpointOwner {
   // Socket.IO v4 connects every client to "/" unasked.
   void onOpened() override {
     if (sio_version_ == sio::Version::V4) join("/", {});
+    // socket.io's connectTimeout: a client that joins no namespace does not hold a session.
+    connect_timer_ = std::make_unique<proxy::Timer>(worker_.dispatcher(), [this] {
+      const bool joined = std::any_of(links_.begin(), links_.end(),
+                                      [](const auto& link) { return link->ready; });
+      if (!joined && !eio_->closed()) closeSession(ws::close_code::kPolicy, "connect timeout");
+    });
+    connect_timer_->arm(route_.connect_timeout);
   }
 
   // A Socket.IO protocol violation: the ref server closes the whole connection.
@@ -514,9 +521,14 @@ class TranslateDownSession final : public EioServerApp, public WsEndpointOwner {
         upstreamTarget(nsp, auth_json),
         forwardedHeaders(handshake_request_, client_ip_, listener_.tls != nullptr, upstream_headers_),
         [this, l](bufferevent* bev, size_t endpoint, std::string error) {
+          const int refused = l->connector->refusedStatus();
           worker_.dispatcher().deferDelete(std::move(l->connector));
           if (bev == nullptr) {
-            refuse(*l, "upstream unavailable: " + error);
+            // The client hears what a Socket.IO server would say; the log keeps the details
+            // (the upstream's address is none of the client's business).
+            spdlog::info("{}: translate down: namespace {}: upstream {}", client_ip_, l->nsp,
+                         error);
+            refuse(*l, refused == 404 ? "Invalid namespace" : "upstream unavailable");
             return;
           }
           l->endpoint = endpoint;
@@ -657,6 +669,7 @@ class TranslateDownSession final : public EioServerApp, public WsEndpointOwner {
   std::unique_ptr<EioSession> eio_;
   std::vector<std::unique_ptr<NamespaceLink>> links_;
   std::unique_ptr<proxy::Timer> shape_timer_;
+  std::unique_ptr<proxy::Timer> connect_timer_;
 
   sio::Version sio_version_ = sio::Version::V5;
   sio::JsonReader reader_;

@@ -24,8 +24,9 @@ class Worker;
 // Each namespace the client CONNECTs opens its own raw WebSocket: path = the route's
 // namespace_paths[nsp], else the cluster's `path`, else the namespace ("/", "/admin"); query =
 // the client's handshake query without EIO/transport/sid/t/b64/j, plus each top-level scalar of
-// the CONNECT auth object as key=value. A refused or failed connect answers CONNECT_ERROR
-// {"message":"upstream unavailable: ..."}; an upstream close becomes DISCONNECT of that
+// the CONNECT auth object as key=value. A connect the upstream refuses with 404 answers
+// CONNECT_ERROR {"message":"Invalid namespace"}, any other failure {"message":"upstream
+// unavailable"} (the details go to the log); an upstream close becomes DISCONNECT of that
 // namespace; leaving a namespace or the session closes its upstream with 1000.
 //
 // Any worker may receive a session's polling requests: they are posted to the owning worker and

@@ -186,6 +186,7 @@ void UpstreamConnector::read() {
   if (res.status != 101) {
     // The server answered: trying another endpoint would repeat the refusal.
     order_.clear();
+    refused_status_ = res.status;
     attemptFailed("refused with HTTP " + std::to_string(res.status));
     return;
   }

@@ -53,6 +53,8 @@ class UpstreamConnector final : public Deletable {
   ~UpstreamConnector() override;
 
   void start() { next(); }
+  // The HTTP status the endpoint refused the upgrade with (404 ...), 0 for other failures.
+  int refusedStatus() const { return refused_status_; }
 
  private:
   void next();
@@ -75,6 +77,7 @@ class UpstreamConnector final : public Deletable {
   std::string key_;
   std::string last_error_;
   std::unique_ptr<http::ResponseParser> parser_;
+  int refused_status_ = 0;
   bool handshaking_ = false;
   bool finished_ = false;
 };

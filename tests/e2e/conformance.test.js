@@ -69,6 +69,7 @@ cluster = "suite"
 ping_interval = "${PING_INTERVAL}ms"
 ping_timeout = "${PING_TIMEOUT}ms"
 max_payload = 1000000
+connect_timeout = "1s"
 
 [cluster.suite]
 protocol = "websocket"
@@ -568,13 +569,8 @@ it('SIO connect: should disallow connection to an unknown namespace', async (ctx
   assert.equal((await socket.nextText())[0], '0');
   socket.send('40/random');
   const data = await socket.nextText();
-  if (ctx.mode === 'translate-down') {
-    // A CONNECT_ERROR for that namespace, but wsbridge says why its upstream refused (here the
-    // backend's 404 for the namespace's path) where a Socket.IO server says "Invalid namespace".
-    assert.match(data, /^44\/random,\{"message":"upstream unavailable: [^"]*refused with HTTP 404"\}$/);
-    throw new h.Skip('deviation left open: the CONNECT_ERROR message names the upstream refusal, ' +
-                     'not "Invalid namespace"');
-  }
+  // Translate down: the backend answers the namespace's path with 404, which wsbridge reports
+  // as a Socket.IO server would.
   assert.equal(data, '44/random,{"message":"Invalid namespace"}');
 });
 
@@ -586,15 +582,11 @@ it('SIO connect: should disallow connection with an invalid handshake', async (c
 });
 
 it('SIO connect: should close the connection if no handshake is received', async (ctx) => {
-  if (ctx.mode === 'translate-down') {
-    throw new h.Skip('deviation left open: translate down has no Socket.IO connectTimeout; a ' +
-                     'session without a namespace lives as long as its heartbeat');
-  }
   const socket = suiteSocket(ctx, '/socket.io/?EIO=4&transport=websocket', {autoPong: true});
   assert.equal((await socket.nextText())[0], '0');
   const openAt = Date.now();
   const closed = await socket.closed(4000);
-  // The suite's server has connectTimeout 1000 ms.
+  // The suite's server has connectTimeout 1000 ms, as the translate-down route's connect_timeout.
   assert.ok(closed.at - openAt >= 800 && closed.at - openAt <= 2500,
             `closed ${closed.at - openAt} ms after OPEN`);
 });
