@@ -1,6 +1,13 @@
 // Counting a Socket.IO event that already has its slot allocates nothing: the global operator
-// new of this test executable counts allocations while the data path runs.
+// new of this test executable counts allocations while the data path runs. Sanitizer builds
+// own operator new themselves, so there the counting is left out.
 #include <catch2/catch.hpp>
+
+#if defined(__SANITIZE_ADDRESS__)
+
+TEST_CASE("allocation counting runs in builds without sanitizers only") { SUCCEED(); }
+
+#else
 
 #include <atomic>
 #include <cstdlib>
@@ -63,3 +70,5 @@ TEST_CASE("names past the limit fold into other without allocating once other ex
   CHECK(eventCount(w, "/feed", "other") == 11);
   CHECK(eventCount(w, "/feed", late) == 0);
 }
+
+#endif  // __SANITIZE_ADDRESS__
