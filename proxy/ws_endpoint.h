@@ -13,6 +13,7 @@
 
 struct bufferevent;
 struct evbuffer;
+struct event;
 
 namespace wsb::proxy {
 
@@ -103,13 +104,29 @@ class WsEndpoint {
   // Messages up to this size are copied into the output; larger ones have their chains moved.
   static constexpr size_t kCopyThreshold = 8 * 1024;
 
+  // Plain TCP reads this much per read() (libevent 2.1's evbuffer_read stops at 4,096 bytes and
+  // asks FIONREAD first).
+  static constexpr size_t kReadSize = 64 * 1024;
+
   static void onRead(bufferevent* bev, void* self);
   static void onWrite(bufferevent* bev, void* self);
   static void onEvent(bufferevent* bev, short what, void* self);
+  static void onReadable(int fd, short what, void* self);
+  static void onFlush(int fd, short what, void* self);
 
-  void process();
+  bool direct() const { return fd_ >= 0; }
+  evbuffer* output() const;
+  void setReading(bool on);
+  void readSocket();
+  void queued();  // bytes were added to the output
+  void flush();
+  void wrote();   // output shrank: drained / closing bookkeeping
+  void socketEvent(short what);
+
+  // Parses the input buffer, then `fresh` bytes just read (kept in the input if parsing stops).
+  void process(uint8_t* fresh = nullptr, size_t fresh_len = 0);
   template <typename Parser>
-  void processWith(Parser& parser);
+  void processWith(Parser& parser, uint8_t* fresh, size_t fresh_len);
   void writeHeader(ws::Opcode opcode, uint64_t len, uint8_t* mask_out);
   void protocolError(uint16_t code, std::string_view reason);
   void finish();  // TCP done: tell the owner once
@@ -117,6 +134,16 @@ class WsEndpoint {
 
   Dispatcher& dispatcher_;
   bufferevent* bev_;
+  // Plain TCP: the socket, read by read_event_ and written by flush_event_ (activated once per
+  // loop iteration in which output was queued), so a read batch becomes one write and the
+  // bufferevent's write event is armed only while the socket refuses bytes. -1 for TLS, where
+  // the bufferevent does all I/O.
+  int fd_ = -1;
+  event* read_event_ = nullptr;
+  event* flush_event_ = nullptr;
+  bool reading_ = false;
+  bool flush_pending_ = false;
+  bool write_armed_ = false;  // bufferevent EV_WRITE enabled: it finishes what flush() could not
   Side side_;
   WsEndpointOptions options_;
   MaskSource& masks_;
