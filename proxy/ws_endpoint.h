@@ -47,7 +47,9 @@ struct WsEndpointOptions {
   uint64_t max_message = 16u << 20;
   size_t high_watermark = 1u << 20;    // output bytes beyond which the owner should pause the other side
   size_t low_watermark = 256u << 10;   // output bytes at which onWsDrained fires
-  size_t read_high_watermark = 256u << 10;  // input bytes libevent buffers before it stops reading
+  // TLS: input bytes libevent buffers before it stops reading (plain TCP reads only while the
+  // endpoint is not paused, so at most one read waits in its input).
+  size_t read_high_watermark = 256u << 10;
   Duration close_timeout{5000};        // wait for the peer's close reply, then drop the TCP
   // Read batches that carried messages observe their processing time here (null: not measured).
   Histogram* relay_latency = nullptr;
