@@ -13,6 +13,7 @@
 
 struct bufferevent;
 struct evbuffer;
+struct event;
 
 namespace wsb::proxy {
 
@@ -46,7 +47,9 @@ struct WsEndpointOptions {
   uint64_t max_message = 16u << 20;
   size_t high_watermark = 1u << 20;    // output bytes beyond which the owner should pause the other side
   size_t low_watermark = 256u << 10;   // output bytes at which onWsDrained fires
-  size_t read_high_watermark = 256u << 10;  // input bytes libevent buffers before it stops reading
+  // TLS: input bytes libevent buffers before it stops reading (plain TCP reads only while the
+  // endpoint is not paused, so at most one read waits in its input).
+  size_t read_high_watermark = 256u << 10;
   Duration close_timeout{5000};        // wait for the peer's close reply, then drop the TCP
   // Read batches that carried messages observe their processing time here (null: not measured).
   Histogram* relay_latency = nullptr;
@@ -103,13 +106,29 @@ class WsEndpoint {
   // Messages up to this size are copied into the output; larger ones have their chains moved.
   static constexpr size_t kCopyThreshold = 8 * 1024;
 
+  // Plain TCP reads this much per read() (libevent 2.1's evbuffer_read stops at 4,096 bytes and
+  // asks FIONREAD first).
+  static constexpr size_t kReadSize = 64 * 1024;
+
   static void onRead(bufferevent* bev, void* self);
   static void onWrite(bufferevent* bev, void* self);
   static void onEvent(bufferevent* bev, short what, void* self);
+  static void onReadable(int fd, short what, void* self);
+  static void onFlush(int fd, short what, void* self);
 
-  void process();
+  bool direct() const { return fd_ >= 0; }
+  evbuffer* output() const;
+  void setReading(bool on);
+  void readSocket();
+  void queued();  // bytes were added to the output
+  void flush();
+  void wrote();   // output shrank: drained / closing bookkeeping
+  void socketEvent(short what);
+
+  // Parses the input buffer, then `fresh` bytes just read (kept in the input if parsing stops).
+  void process(uint8_t* fresh = nullptr, size_t fresh_len = 0);
   template <typename Parser>
-  void processWith(Parser& parser);
+  void processWith(Parser& parser, uint8_t* fresh, size_t fresh_len);
   void writeHeader(ws::Opcode opcode, uint64_t len, uint8_t* mask_out);
   void protocolError(uint16_t code, std::string_view reason);
   void finish();  // TCP done: tell the owner once
@@ -117,6 +136,16 @@ class WsEndpoint {
 
   Dispatcher& dispatcher_;
   bufferevent* bev_;
+  // Plain TCP: the socket, read by read_event_ and written by flush_event_ (activated once per
+  // loop iteration in which output was queued), so a read batch becomes one write and the
+  // bufferevent's write event is armed only while the socket refuses bytes. -1 for TLS, where
+  // the bufferevent does all I/O.
+  int fd_ = -1;
+  event* read_event_ = nullptr;
+  event* flush_event_ = nullptr;
+  bool reading_ = false;
+  bool flush_pending_ = false;
+  bool write_armed_ = false;  // bufferevent EV_WRITE enabled: it finishes what flush() could not
   Side side_;
   WsEndpointOptions options_;
   MaskSource& masks_;
