@@ -26,9 +26,12 @@ EioServerApp::EioServerApp(Worker& worker, SnapshotPtr snapshot, const config::R
       handshake_request_(std::move(handshake)),
       client_ip_(std::move(client_ip)),
       events_(worker.stats().events(route.path)) {
-  LiveObjects::instance().add(&worker.dispatcher(), this, [this] {
-    if (open_) drainSession();
-  });
+  LiveObjects::instance().add(
+      &worker.dispatcher(), this,
+      [this] {
+        if (open_) drainSession();
+      },
+      [this](ConnectionInfo& info) { return describe(info); });
 }
 
 EioServerApp::~EioServerApp() { LiveObjects::instance().remove(this); }
@@ -88,6 +91,7 @@ void EioServerApp::discard() {
 
 void EioServerApp::opened() {
   open_ = true;
+  opened_at_ = worker_.dispatcher().now();
   worker_.stats().route(route_.path).countOpened();
   worker_.stats().cluster(route_.cluster).countOpened();
   if (chain_) chain_->onEstablished();
@@ -99,6 +103,22 @@ void EioServerApp::countFilterAction(std::string_view action) {
   if (const std::string* type = snapshot_->filterType(route_, chain_->acting())) {
     worker_.stats().countFilterAction(*type, action);
   }
+}
+
+bool EioServerApp::describe(ConnectionInfo& out) {
+  if (!open_ || counted_closed_) return false;
+  out.route = route_.path;
+  out.cluster = route_.cluster;
+  out.client = client_ip_;
+  if (auto sub = attributes_.find("jwt.sub"); sub != attributes_.end()) out.user = sub->second;
+  out.age_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                   worker_.dispatcher().now() - opened_at_)
+                   .count();
+  for (int flow = 0; flow < 2; ++flow) {
+    out.messages[flow] = eio().messageCounts()[flow];
+    out.bytes[flow] = eio().byteCounts()[flow];
+  }
+  return true;
 }
 
 void EioServerApp::countClosed() {

@@ -62,6 +62,8 @@ class EioServerApp : public Deletable, public EioApp, public filters::FilterCall
   // type; the session's end, with the client's messages each way (once, if it opened).
   void countFilterAction(std::string_view action);
   void countClosed();
+  // One GET /connections entry while the session is open.
+  bool describe(ConnectionInfo& out);
 
   Worker& worker_;
   SnapshotPtr snapshot_;
@@ -78,6 +80,7 @@ class EioServerApp : public Deletable, public EioApp, public filters::FilterCall
   filters::CloseInfo close_info_;
   RouteEvents& events_;  // the route's Socket.IO event counts
   bool open_ = false;
+  std::chrono::steady_clock::time_point opened_at_;
   bool discarded_ = false;
 
  private:

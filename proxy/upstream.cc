@@ -10,6 +10,7 @@
 
 #include <algorithm>
 
+#include "proxy/stats.h"
 #include "proxy/worker.h"
 
 namespace wsb::proxy {
@@ -215,6 +216,24 @@ void UpstreamConnector::finish(bufferevent* bev, std::string error) {
   finished_ = true;
   timer_.cancel();
   done_(bev, endpoint_, std::move(error));
+}
+
+// ---- LiveObjects ----
+
+std::vector<ConnectionInfo> LiveObjects::connectionsOf(Dispatcher* loop) {
+  std::vector<Describe> describers;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& [object, entry] : objects_) {
+      if (entry.loop == loop && entry.describe) describers.push_back(entry.describe);
+    }
+  }
+  std::vector<ConnectionInfo> out;
+  for (auto& describe : describers) {
+    ConnectionInfo info;
+    if (describe(info)) out.push_back(std::move(info));
+  }
+  return out;
 }
 
 }  // namespace wsb::proxy

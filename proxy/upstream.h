@@ -23,6 +23,7 @@ namespace wsb::proxy {
 
 class Worker;
 struct ClusterBalance;
+struct ConnectionInfo;
 
 // Request headers that belong to one hop (and those wsbridge sets itself).
 bool isHopByHop(std::string_view name);
@@ -90,9 +91,12 @@ class LiveObjects {
     static auto* live = new LiveObjects;
     return *live;
   }
-  void add(Dispatcher* loop, Deletable* object, std::function<void()> drain) {
+  // `describe` (optional) fills one GET /connections entry, false when there is none yet.
+  using Describe = std::function<bool(ConnectionInfo&)>;
+  void add(Dispatcher* loop, Deletable* object, std::function<void()> drain,
+           Describe describe = nullptr) {
     std::lock_guard lock(mutex_);
-    objects_[object] = {loop, std::move(drain)};
+    objects_[object] = {loop, std::move(drain), std::move(describe)};
   }
   void remove(Deletable* object) {
     std::lock_guard lock(mutex_);
@@ -103,14 +107,21 @@ class LiveObjects {
     std::lock_guard lock(mutex_);
     std::vector<std::function<void()>> out;
     for (auto& [object, entry] : objects_) {
-      if (entry.first == loop) out.push_back(entry.second);
+      if (entry.loop == loop) out.push_back(entry.drain);
     }
     return out;
   }
+  // The live connections of one loop's objects (call on that loop's thread).
+  std::vector<ConnectionInfo> connectionsOf(Dispatcher* loop);
 
  private:
+  struct Entry {
+    Dispatcher* loop;
+    std::function<void()> drain;
+    Describe describe;
+  };
   std::mutex mutex_;
-  std::map<Deletable*, std::pair<Dispatcher*, std::function<void()>>> objects_;
+  std::map<Deletable*, Entry> objects_;
 };
 
 }  // namespace wsb::proxy

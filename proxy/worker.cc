@@ -16,6 +16,7 @@
 #include "proxy/redis_leases.h"
 #include "proxy/session.h"
 #include "proxy/translate_down.h"
+#include "proxy/upstream.h"
 
 namespace wsb::proxy {
 
@@ -229,6 +230,11 @@ void Worker::report(std::function<void(WorkerReport)> done) {
     for (const Session* s : sessions_) {
       ConnectionInfo info;
       if (!s->describe(&info)) continue;
+      report.totals.addLive(info);
+      report.connections.push_back(std::move(info));
+    }
+    // Engine.IO sessions wsbridge serves itself (translate down, the v3 adapter).
+    for (ConnectionInfo& info : LiveObjects::instance().connectionsOf(&dispatcher_)) {
       report.totals.addLive(info);
       report.connections.push_back(std::move(info));
     }

@@ -398,10 +398,17 @@ h.test('GET /connections lists live connections; POST /drain drains like SIGTERM
   for (let i = 0; i < 4; i++) anon.push(await h.wsConnect(`ws://127.0.0.1:${port}/chat`));
   const noToken = await h.rawConnect(port);
   h.assertEqual((await noToken.handshake('/me')).status, 401);
+  // Translated down (wsbridge is the Socket.IO server): CONNECT and one event each way.
+  const td = io(`http://127.0.0.1:${port}`, {path: '/td/', transports: ['websocket'],
+                                             reconnection: false, forceNew: true});
+  h.defer(() => td.close());
+  await h.withTimeout(h.once(td, 'connect'), 5000, 'translate-down connect');
+  td.send('hi');
+  h.assertDeepEqual(await h.withTimeout(h.once(td, 'message'), 5000, 'echo'), ['hi']);
 
   const all = JSON.parse((await request(adminPort, 'GET', '/connections')).body);
-  h.assertEqual(all.total, 6);
-  h.assertEqual(all.connections.length, 6);
+  h.assertEqual(all.total, 7);
+  h.assertEqual(all.connections.length, 7);
   const translated = all.connections.find((c) => c.route === '/up');
   h.assertEqual(translated.cluster, 'sio');
   assert.deepEqual(translated.messages, {to_upstream: 1, to_client: 1});
@@ -412,11 +419,15 @@ h.test('GET /connections lists live connections; POST /drain drains like SIGTERM
   assert.match(me.client, /^127\.0\.0\.1:\d+$/);
   assert.deepEqual(me.messages, {to_upstream: 3, to_client: 3});
   assert.deepEqual(me.bytes, {to_upstream: 6, to_client: 6});
+  const down = all.connections.find((c) => c.route === '/td/');
+  h.assertEqual(down.cluster, 'echo');
+  assert.match(down.client, /^127\.0\.0\.1/);
+  assert.deepEqual(down.messages, {to_upstream: 2, to_client: 2});
   assert.deepEqual(all.connections.map((c) => c.route), ['/up', '/me', '/chat', '/chat', '/chat',
-                                                         '/chat'], 'oldest first');
+                                                         '/chat', '/td/'], 'oldest first');
   for (const c of all.connections.filter((c) => c !== me)) h.assertEqual(c.user, null);
   const limited = JSON.parse((await request(adminPort, 'GET', '/connections?limit=2')).body);
-  h.assertEqual(limited.total, 6);
+  h.assertEqual(limited.total, 7);
   h.assertEqual(limited.connections.length, 2);
 
   const stats = JSON.parse((await request(adminPort, 'GET', '/stats')).body);
@@ -429,11 +440,14 @@ h.test('GET /connections lists live connections; POST /drain drains like SIGTERM
   const slow = await h.rawConnect(port);
   h.assertEqual((await slow.handshake('/chat')).status, 101);
   const codes = Promise.all([up, alice, ...anon].map((ws) => h.once(ws, 'close').then(([c]) => c)));
+  const tdGone = h.once(td, 'disconnect');
   const drained = await request(adminPort, 'POST', '/drain');
   h.assertEqual(drained.status, 200);
   assert.deepEqual(JSON.parse(drained.body), {draining: true});
   h.assertEqual((await request(adminPort, 'GET', '/ready')).status, 503);
   h.assertDeepEqual(await codes, Array(6).fill(1001));
+  h.assertEqual((await h.withTimeout(tdGone, 5000, 'translate-down drain'))[0],
+                'io server disconnect');
   h.assertEqual((await slow.readClose()).code, 1001);
   slow.sendClose(1001);
   const r = await h.withTimeout(bridge.exited, 10000, 'exit after POST /drain');
