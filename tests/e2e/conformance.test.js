@@ -432,41 +432,21 @@ function heartbeatCloseUpgradeCases(prefix, base, t) {
 const eioWording = (eio) => eio;
 engineIoCases('EIO ', '/engine.io/', eioWording);
 
-it('EIO message: HTTP long-polling: sends and receives a payload containing one plain text ' +
-   'packet', async (ctx) => {
-  const sid = await initLongPollingSession(ctx, '/engine.io/');
-  const url = `/engine.io/?EIO=4&transport=polling&sid=${sid}`;
-  const push = await post(ctx, url, '4hello');
-  assert.equal(push.status, 200);
-  assert.equal(push.body, 'ok');
-  const poll = await get(ctx, url);
-  assert.equal(poll.status, 200);
-  assert.equal(poll.body, '4hello');
-}, {'translate-down': NO_RAW_EIO_ECHO});
-
-it('EIO message: HTTP long-polling: sends and receives a payload containing several plain ' +
-   'text packets', async (ctx) => {
-  const sid = await initLongPollingSession(ctx, '/engine.io/');
-  const url = `/engine.io/?EIO=4&transport=polling&sid=${sid}`;
-  const push = await post(ctx, url, '4test1\x1e4test2\x1e4test3');
-  assert.equal(push.status, 200);
-  assert.equal(push.body, 'ok');
-  const poll = await get(ctx, url);
-  assert.equal(poll.status, 200);
-  assert.equal(poll.body, '4test1\x1e4test2\x1e4test3');
-}, {'translate-down': NO_RAW_EIO_ECHO});
-
-it('EIO message: HTTP long-polling: sends and receives a payload containing plain text and ' +
-   'binary packets', async (ctx) => {
-  const sid = await initLongPollingSession(ctx, '/engine.io/');
-  const url = `/engine.io/?EIO=4&transport=polling&sid=${sid}`;
-  const push = await post(ctx, url, '4hello\x1ebAQIDBA==');
-  assert.equal(push.status, 200);
-  assert.equal(push.body, 'ok');
-  const poll = await get(ctx, url);
-  assert.equal(poll.status, 200);
-  assert.equal(poll.body, '4hello\x1ebAQIDBA==');
-}, {'translate-down': NO_RAW_EIO_ECHO});
+for (const [what, payload] of [['one plain text packet', '4hello'],
+                               ['several plain text packets', '4test1\x1e4test2\x1e4test3'],
+                               ['plain text and binary packets', '4hello\x1ebAQIDBA==']]) {
+  it(`EIO message: HTTP long-polling: sends and receives a payload containing ${what}`,
+     async (ctx) => {
+       const sid = await initLongPollingSession(ctx, '/engine.io/');
+       const url = `/engine.io/?EIO=4&transport=polling&sid=${sid}`;
+       const push = await post(ctx, url, payload);
+       assert.equal(push.status, 200);
+       assert.equal(push.body, 'ok');
+       const poll = await get(ctx, url);
+       assert.equal(poll.status, 200);
+       assert.equal(poll.body, payload);
+     }, {'translate-down': NO_RAW_EIO_ECHO});
+}
 
 it('EIO message: HTTP long-polling: closes the session upon invalid packet format',
    async (ctx) => {
