@@ -35,14 +35,20 @@ class Eio3Passthrough final : public EioServerApp, public WsEndpointOwner {
       if (chain_ && to_upstream_.onBinary() != SioInspector::Verdict::Forward) return;
       upstream_->sendMessage(ws::Opcode::Binary, data);
     } else {
-      std::string packet(data);
+      std::string_view packet = data;
+      std::string connect;  // only a CONNECT is rewritten; other packets pass as they are
       if (!packet.empty() && packet[0] == '0') {
-        packet = connectToSioV5(packet);  // "/" is connected already
-        if (packet.empty()) return;
+        connect = connectToSioV5(packet);  // "/" is connected already
+        if (connect.empty()) return;
+        packet = connect;
       }
       countEventPacket(packet, events_, reader_);
       if (!inspectFromClient(packet)) return;
-      upstream_->sendMessage(ws::Opcode::Text, "4" + packet);
+      std::string message;
+      message.reserve(packet.size() + 1);
+      message.push_back('4');
+      message.append(packet);
+      upstream_->sendMessage(ws::Opcode::Text, message);
     }
     if (upstream_->congested()) eio_->pauseReading();
   }
