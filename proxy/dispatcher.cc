@@ -47,6 +47,7 @@ Dispatcher::Dispatcher() {
   if (wake_fd_ < 0) std::abort();
   post_event_ = event_new(base_, wake_fd_, EV_READ | EV_PERSIST, &Dispatcher::onPosted, this);
   deferred_event_ = event_new(base_, -1, 0, &Dispatcher::onDeferred, this);
+  flush_event_ = event_new(base_, -1, 0, &Dispatcher::onFlush, this);
   event_add(post_event_, nullptr);
 }
 
@@ -54,6 +55,7 @@ Dispatcher::~Dispatcher() {
   to_delete_.clear();
   event_free(post_event_);
   event_free(deferred_event_);
+  event_free(flush_event_);
   event_base_free(base_);
   close(wake_fd_);
 }
@@ -81,6 +83,29 @@ void Dispatcher::post(std::function<void()> fn) {
 void Dispatcher::deferDelete(std::unique_ptr<Deletable> object) {
   if (to_delete_.empty()) event_active(deferred_event_, 0, 0);
   to_delete_.push_back(std::move(object));
+}
+
+void Dispatcher::flushSoon(Flushable* f) {
+  if (flush_queue_.empty()) event_active(flush_event_, 0, 0);
+  flush_queue_.push_back(f);
+}
+
+void Dispatcher::cancelFlush(Flushable* f) {
+  for (auto* queue : {&flush_queue_, &flushing_}) {
+    for (auto& queued : *queue) {
+      if (queued == f) queued = nullptr;
+    }
+  }
+}
+
+void Dispatcher::onFlush(int, short, void* self) {
+  auto* d = static_cast<Dispatcher*>(self);
+  // Flushes may queue more (a write error closes the other side): those get their own turn.
+  d->flushing_.swap(d->flush_queue_);
+  for (size_t i = 0; i < d->flushing_.size(); ++i) {
+    if (Flushable* f = d->flushing_[i]) f->flush();
+  }
+  d->flushing_.clear();
 }
 
 void Dispatcher::onPosted(int, short, void* self) {

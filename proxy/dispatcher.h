@@ -41,6 +41,15 @@ class Deletable {
   virtual ~Deletable() = default;
 };
 
+// Work queued with Dispatcher::flushSoon: runs once the callbacks of this loop iteration have run.
+class Flushable {
+ public:
+  virtual void flush() = 0;
+
+ protected:
+  ~Flushable() = default;
+};
+
 class Dispatcher {
  public:
   Dispatcher();
@@ -57,17 +66,27 @@ class Dispatcher {
   void post(std::function<void()> fn);
   // Destroys `object` at the end of this loop iteration, after every callback on the stack.
   void deferDelete(std::unique_ptr<Deletable> object);
+  // Calls `f->flush()` once, after the callbacks already due in this loop iteration (so a
+  // connection's output queued by many of them is written by one system call). One event for the
+  // whole loop: an object pays nothing for it while idle. An object that dies before its turn
+  // must call cancelFlush().
+  void flushSoon(Flushable* f);
+  void cancelFlush(Flushable* f);
 
   std::chrono::steady_clock::time_point now() const { return std::chrono::steady_clock::now(); }
 
  private:
   static void onPosted(int, short, void* self);
   static void onDeferred(int, short, void* self);
+  static void onFlush(int, short, void* self);
 
   event_base* base_;
   int wake_fd_;  // eventfd: post() from any thread wakes the loop
   event* post_event_;
   event* deferred_event_;
+  event* flush_event_;
+  std::vector<Flushable*> flush_queue_;
+  std::vector<Flushable*> flushing_;  // the batch onFlush is working through
   std::mutex post_mutex_;
   std::vector<std::function<void()>> posted_;
   std::vector<std::unique_ptr<Deletable>> to_delete_;

@@ -48,6 +48,7 @@ class EioRelay : public WsRelay {
 
  private:
   bool admit(WsEndpoint& from, ws::Opcode opcode, evbuffer* payload) override;
+  bool forwardsUnchanged() const override { return false; }
   bool admitFromUpstream(ws::Opcode opcode, evbuffer* payload);
   bool admitFromClient(ws::Opcode opcode, evbuffer* payload);
   bool inspectFromClient(std::string_view text);

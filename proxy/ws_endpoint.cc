@@ -1,4 +1,4 @@
-// WsEndpoint: frames <-> messages over one bufferevent, with the closing handshake.
+// WsEndpoint: frames <-> messages over one socket (or TLS bufferevent), with the closing handshake.
 #include "proxy/ws_endpoint.h"
 
 #include <event2/buffer.h>
@@ -19,34 +19,49 @@ namespace wsb::proxy {
 WsEndpoint::WsEndpoint(Dispatcher& dispatcher, bufferevent* bev, Side side,
                        WsEndpointOptions options, MaskSource& masks, WsEndpointOwner& owner)
     : dispatcher_(dispatcher),
-      bev_(bev),
+      tls_(bufferevent_openssl_get_ssl(bev) != nullptr || bufferevent_getfd(bev) < 0),
       side_(side),
       options_(options),
       masks_(masks),
       owner_(owner),
       parser_(side == Side::Client
                   ? decltype(parser_)(std::in_place_index<0>, options.max_message)
-                  : decltype(parser_)(std::in_place_index<1>, options.max_message)),
-      message_(evbuffer_new()) {
-  bufferevent_setcb(bev_, &WsEndpoint::onRead, &WsEndpoint::onWrite, &WsEndpoint::onEvent, this);
-  bufferevent_setwatermark(bev_, EV_READ, 0, options_.read_high_watermark);
-  bufferevent_setwatermark(bev_, EV_WRITE, options_.low_watermark, 0);
-  if (bufferevent_openssl_get_ssl(bev_) == nullptr && bufferevent_getfd(bev_) >= 0) {
-    // The bufferevent keeps its buffers and reports write errors; reading and the first write
-    // attempt are ours (see fd_).
-    fd_ = bufferevent_getfd(bev_);
-    bufferevent_disable(bev_, EV_READ | EV_WRITE);
-    read_event_ = event_new(dispatcher_.base(), fd_, EV_READ | EV_PERSIST, &WsEndpoint::onReadable, this);
-    flush_event_ = event_new(dispatcher_.base(), -1, 0, &WsEndpoint::onFlush, this);
-    queued();  // the handshake's reply may still be queued
+                  : decltype(parser_)(std::in_place_index<1>, options.max_message)) {
+  if (tls_) {
+    bev_ = bev;
+    bufferevent_setcb(bev_, &WsEndpoint::onRead, &WsEndpoint::onWrite, &WsEndpoint::onEvent, this);
+    bufferevent_setwatermark(bev_, EV_READ, 0, options_.read_high_watermark);
+    bufferevent_setwatermark(bev_, EV_WRITE, options_.low_watermark, 0);
+    return;
   }
+  // Plain TCP: keep the socket and what the handshake left in the buffers (bytes the peer sent
+  // right after its handshake; our 101 if not yet written), then let the bufferevent go without
+  // closing the socket.
+  fd_ = bufferevent_getfd(bev);
+  evbuffer* in = bufferevent_get_input(bev);
+  if (evbuffer_get_length(in) != 0) {
+    in_ = evbuffer_new();
+    evbuffer_add_buffer(in_, in);
+  }
+  evbuffer* out = bufferevent_get_output(bev);
+  if (evbuffer_get_length(out) != 0) {
+    evbuffer_unfreeze(out, 1);  // a socket bufferevent keeps the start of its output frozen
+    evbuffer_add_buffer(output(), out);
+    queued();
+  }
+  bufferevent_setfd(bev, -1);
+  bufferevent_free(bev);
+  io_event_ = event_new(dispatcher_.base(), fd_, 0, &WsEndpoint::onIo, this);
 }
 
 WsEndpoint::~WsEndpoint() {
-  if (read_event_ != nullptr) event_free(read_event_);
-  if (flush_event_ != nullptr) event_free(flush_event_);
+  if (flush_pending_) dispatcher_.cancelFlush(this);
+  if (io_event_ != nullptr) event_free(io_event_);
+  if (fd_ >= 0) ::close(fd_);
   if (bev_ != nullptr) bufferevent_free(bev_);
-  evbuffer_free(message_);
+  for (evbuffer* b : {in_, out_, message_}) {
+    if (b != nullptr) evbuffer_free(b);
+  }
 }
 
 void WsEndpoint::start() {
@@ -62,9 +77,30 @@ void WsEndpoint::start() {
 
 void WsEndpoint::onRead(bufferevent*, void* self) { static_cast<WsEndpoint*>(self)->process(); }
 
-void WsEndpoint::onReadable(int, short, void* self) { static_cast<WsEndpoint*>(self)->readSocket(); }
+void WsEndpoint::onIo(int, short what, void* self) {
+  auto* e = static_cast<WsEndpoint*>(self);
+  if (what & EV_WRITE) e->flush();
+  if ((what & EV_READ) && e->reading_ && !e->finished_) e->readSocket();
+}
+
+evbuffer* WsEndpoint::input() const {
+  if (direct()) return in_;
+  return bev_ == nullptr ? nullptr : bufferevent_get_input(bev_);
+}
+
+evbuffer* WsEndpoint::output() {
+  if (!direct()) return bufferevent_get_output(bev_);
+  if (out_ == nullptr) out_ = evbuffer_new();
+  return out_;
+}
+
+evbuffer* WsEndpoint::message() {
+  if (message_ == nullptr) message_ = evbuffer_new();
+  return message_;
+}
 
 void WsEndpoint::setReading(bool on) {
+  if (finished_) return;
   if (!direct()) {
     if (on) {
       bufferevent_enable(bev_, EV_READ);
@@ -73,18 +109,25 @@ void WsEndpoint::setReading(bool on) {
     }
     return;
   }
-  if (on == reading_) return;
   reading_ = on;
-  if (on) {
-    event_add(read_event_, nullptr);
-  } else {
-    event_del(read_event_);
-  }
+  updateIoEvent();
+}
+
+void WsEndpoint::updateIoEvent() {
+  if (io_event_ == nullptr) return;
+  short want = static_cast<short>((reading_ ? EV_READ : 0) | (write_waiting_ ? EV_WRITE : 0));
+  if (want == io_armed_) return;
+  if (io_armed_ != 0) event_del(io_event_);
+  io_armed_ = want;
+  if (want == 0) return;
+  event_assign(io_event_, dispatcher_.base(), fd_, static_cast<short>(want | EV_PERSIST),
+               &WsEndpoint::onIo, this);
+  event_add(io_event_, nullptr);
 }
 
 void WsEndpoint::readSocket() {
   // One scratch buffer per worker thread: bytes are parsed where they were read and only what a
-  // pause leaves unparsed is copied into the input buffer, so an idle connection holds none.
+  // pause leaves unparsed is copied into the input buffer.
   static thread_local uint8_t scratch[kReadSize];
   ssize_t n = ::read(fd_, scratch, sizeof scratch);
   if (n == 0) {
@@ -99,7 +142,7 @@ void WsEndpoint::readSocket() {
 }
 
 void WsEndpoint::process(uint8_t* fresh, size_t fresh_len) {
-  // Only onReadable, never nested in a batch, passes fresh bytes; a nested call (resumeReading
+  // Only readSocket, never nested in a batch, passes fresh bytes; a nested call (resumeReading
   // from an owner callback) has nothing to add to the batch that is running.
   if (processing_ || finished_) return;
   processing_ = true;
@@ -118,13 +161,14 @@ void WsEndpoint::process(uint8_t* fresh, size_t fresh_len) {
 
 template <typename Parser>
 void WsEndpoint::processWith(Parser& parser, uint8_t* fresh, size_t fresh_len) {
-  evbuffer* in = bufferevent_get_input(bev_);
+  evbuffer* in = input();
   auto stopped = [this] { return paused_ || close_received_ || gone_ || finished_; };
   while (!stopped()) {
-    if (evbuffer_get_length(in) == 0) {
-      if (fresh_len == 0) return;
+    if (in == nullptr || evbuffer_get_length(in) == 0) {
+      if (fresh_len == 0) break;
       size_t consumed = parser.consume(fresh, fresh_len, *this);
       if (finished_) return;
+      keepPartialMessage();
       fresh += consumed;
       fresh_len -= consumed;
       if (parser.failed()) {
@@ -146,6 +190,7 @@ void WsEndpoint::processWith(Parser& parser, uint8_t* fresh, size_t fresh_len) {
       if (c < vec[i].iov_len || paused_ || close_received_ || gone_ || finished_) break;
     }
     if (finished_) return;
+    keepPartialMessage();
     evbuffer_drain(in, consumed);
     if (parser.failed()) {
       protocolError(parser.error().code, parser.error().reason);
@@ -154,25 +199,59 @@ void WsEndpoint::processWith(Parser& parser, uint8_t* fresh, size_t fresh_len) {
   }
   if (finished_) return;
   if (close_received_ || gone_) {
-    evbuffer_drain(in, evbuffer_get_length(in));
+    if (in != nullptr) evbuffer_drain(in, evbuffer_get_length(in));
   } else if (fresh_len != 0) {
-    // Paused: parsed on resume. A socket bufferevent keeps the end of its input frozen (only it
-    // may add there), so thaw it for the add.
-    evbuffer_unfreeze(in, 0);
-    evbuffer_add(in, fresh, fresh_len);
-    evbuffer_freeze(in, 0);
+    // Paused: parsed on resume.
+    if (direct()) {
+      if (in_ == nullptr) in_ = evbuffer_new();
+      evbuffer_add(in_, fresh, fresh_len);
+    } else {
+      // A socket bufferevent keeps the end of its input frozen (only it may add there).
+      evbuffer_unfreeze(in, 0);
+      evbuffer_add(in, fresh, fresh_len);
+      evbuffer_freeze(in, 0);
+    }
+  }
+  if (direct() && in_ != nullptr && evbuffer_get_length(in_) == 0) {
+    evbuffer_free(in_);
+    in_ = nullptr;
   }
 }
 
 void WsEndpoint::onMessageBegin(ws::Opcode opcode) { message_opcode_ = opcode; }
 
-void WsEndpoint::onMessageData(const uint8_t* data, size_t len) { evbuffer_add(message_, data, len); }
+void WsEndpoint::onMessageData(const uint8_t* data, size_t len) {
+  if (view_ == nullptr && (message_ == nullptr || evbuffer_get_length(message_) == 0)) {
+    view_ = data;
+    view_len_ = len;
+    return;
+  }
+  keepPartialMessage();
+  evbuffer_add(message_, data, len);
+}
+
+void WsEndpoint::keepPartialMessage() {
+  if (view_ == nullptr) return;
+  evbuffer_add(message(), view_, view_len_);
+  view_ = nullptr;
+}
 
 bool WsEndpoint::onMessageEnd() {
   ++messages_in_;
-  bytes_in_ += evbuffer_get_length(message_);
+  if (message_ == nullptr || evbuffer_get_length(message_) == 0) {
+    std::string_view payload(reinterpret_cast<const char*>(view_), view_ == nullptr ? 0 : view_len_);
+    bytes_in_ += payload.size();
+    if (owner_.onWsMessageView(*this, message_opcode_, payload)) {
+      view_ = nullptr;
+      return !paused_ && !gone_ && !finished_;
+    }
+    keepPartialMessage();
+    if (message_ == nullptr) message();  // an empty message
+  } else {
+    bytes_in_ += evbuffer_get_length(message_);
+  }
   owner_.onWsMessage(*this, message_opcode_, message_);
-  evbuffer_drain(message_, evbuffer_get_length(message_));
+  if (message_ != nullptr) evbuffer_drain(message_, evbuffer_get_length(message_));
   return !paused_ && !gone_ && !finished_;
 }
 
@@ -239,7 +318,7 @@ void WsEndpoint::sendMessage(ws::Opcode opcode, evbuffer* payload) {
   if (len <= kCopyThreshold) {
     // Small messages: header and payload copied into the output's own space in one step, so
     // no chain is allocated or moved per message.
-    evbuffer* out = bufferevent_get_output(bev_);
+    evbuffer* out = output();
     evbuffer_iovec vec;
     if (evbuffer_reserve_space(out, ws::kMaxHeaderSize + len, &vec, 1) == 1) {
       auto* dst = static_cast<uint8_t*>(vec.iov_base);
@@ -288,20 +367,27 @@ void WsEndpoint::sendMessage(ws::Opcode opcode, evbuffer* payload) {
 
 void WsEndpoint::sendMessage(ws::Opcode opcode, std::string_view payload) {
   if (finished_ || close_sent_) return;
-  uint8_t mask[4];
-  writeHeader(opcode, payload.size(), mask);
-  evbuffer* out = bufferevent_get_output(bev_);
-  if (side_ == Side::Upstream && !payload.empty()) {
-    evbuffer_iovec vec;
-    evbuffer_reserve_space(out, payload.size(), &vec, 1);
-    auto* dst = static_cast<uint8_t*>(vec.iov_base);
-    std::memcpy(dst, payload.data(), payload.size());
-    ws::applyMask(dst, payload.size(), mask);
-    vec.iov_len = payload.size();
-    evbuffer_commit_space(out, &vec, 1);
-  } else {
-    evbuffer_add(out, payload.data(), payload.size());
+  // Header and payload in one reserved span of the output: one copy, masked where it lies.
+  evbuffer* out = output();
+  evbuffer_iovec vec;
+  if (evbuffer_reserve_space(out, ws::kMaxHeaderSize + payload.size(), &vec, 1) != 1) {
+    abort();  // out of memory
+    return;
   }
+  auto* dst = static_cast<uint8_t*>(vec.iov_base);
+  uint8_t mask[4];
+  const uint8_t* key = nullptr;
+  if (side_ == Side::Upstream) {
+    masks_.next(mask);
+    key = mask;
+  }
+  size_t header = ws::writeFrameHeader(dst, opcode, true, payload.size(), key);
+  if (!payload.empty()) {
+    std::memcpy(dst + header, payload.data(), payload.size());
+    if (key != nullptr) ws::applyMask(dst + header, payload.size(), key);
+  }
+  vec.iov_len = header + payload.size();
+  evbuffer_commit_space(out, &vec, 1);
   ++messages_out_;
   bytes_out_ += payload.size();
   if (outputSize() > options_.high_watermark) congested_ = true;
@@ -346,9 +432,11 @@ void WsEndpoint::closeWhenFlushed() {
     finish();
     return;
   }
-  // Fire the write callback only once everything is out.
-  bufferevent_setwatermark(bev_, EV_WRITE, 0, 0);
-  if (!direct()) bufferevent_enable(bev_, EV_WRITE);
+  if (!direct()) {
+    // Fire the write callback only once everything is out.
+    bufferevent_setwatermark(bev_, EV_WRITE, 0, 0);
+    bufferevent_enable(bev_, EV_WRITE);
+  }
   queued();
   if (!close_timer_) {
     close_timer_ = std::make_unique<Timer>(dispatcher_, [this] { abort(); });
@@ -359,6 +447,8 @@ void WsEndpoint::closeWhenFlushed() {
 void WsEndpoint::abort() {
   if (finished_) return;
   if (!close_sent_ || !close_received_) gone_ = true;
+  // Best effort: what the socket takes now still reaches the peer.
+  if (direct() && out_ != nullptr) evbuffer_write(out_, fd_);
   finish();
 }
 
@@ -366,57 +456,66 @@ void WsEndpoint::finish() {
   if (finished_) return;
   finished_ = true;
   if (close_timer_) close_timer_->cancel();
-  if (read_event_ != nullptr) {
-    event_free(read_event_);
-    event_free(flush_event_);
-    read_event_ = flush_event_ = nullptr;
+  if (direct()) {
+    if (flush_pending_) dispatcher_.cancelFlush(this);
+    flush_pending_ = false;
+    event_free(io_event_);
+    io_event_ = nullptr;
+    ::close(fd_);
+    fd_ = -1;
+    // The input and the message may still be on the stack (an owner callback closed us): the
+    // destructor frees them.
+    if (out_ != nullptr) evbuffer_free(out_);
+    out_ = nullptr;
+  } else {
+    // libevent defers the free when called from inside this bufferevent's callback. Other
+    // calls see finished_ before they would touch it.
+    bufferevent_free(bev_);
+    bev_ = nullptr;
   }
-  // libevent defers the free when called from inside this bufferevent's callback.
-  bufferevent_free(bev_);
-  bev_ = nullptr;
   owner_.onWsClosed(*this);
 }
 
-evbuffer* WsEndpoint::output() const { return bufferevent_get_output(bev_); }
-
 void WsEndpoint::queued() {
-  if (!direct() || flush_pending_ || write_armed_ || finished_) return;
+  if (!direct() || flush_pending_ || write_waiting_ || finished_) return;
   // Written once the callbacks of this loop iteration have run: every frame a read batch queued
   // goes out in one writev, with no epoll_ctl when the socket takes it all.
   flush_pending_ = true;
-  event_active(flush_event_, EV_WRITE, 0);
+  dispatcher_.flushSoon(this);
 }
-
-void WsEndpoint::onFlush(int, short, void* self) { static_cast<WsEndpoint*>(self)->flush(); }
 
 void WsEndpoint::flush() {
   flush_pending_ = false;
-  if (finished_ || write_armed_) return;
-  evbuffer* out = output();
-  if (evbuffer_get_length(out) != 0) {
-    // The bufferevent keeps the start of its output frozen (only it may drain there).
-    evbuffer_unfreeze(out, 1);
-    int n = evbuffer_write(out, fd_);
-    evbuffer_freeze(out, 1);
-    // Whatever the socket refused (and any error other than "full", which libevent reports
-    // through onEvent) is the bufferevent's to finish.
-    if (evbuffer_get_length(out) != 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
-      write_armed_ = true;
-      bufferevent_enable(bev_, EV_WRITE);
+  if (finished_ || !direct()) return;
+  if (out_ != nullptr && evbuffer_get_length(out_) != 0) {
+    int n = evbuffer_write(out_, fd_);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      socketEvent(BEV_EVENT_WRITING | BEV_EVENT_ERROR);
       return;
     }
+    bool refused = evbuffer_get_length(out_) != 0;
+    if (refused != write_waiting_) {
+      // Writable readiness is watched only while the socket refuses bytes.
+      write_waiting_ = refused;
+      updateIoEvent();
+    }
+    if (refused) {
+      if (n > 0) wrote();
+      return;
+    }
+  } else if (write_waiting_) {
+    write_waiting_ = false;
+    updateIoEvent();
+  }
+  if (out_ != nullptr) {
+    // An idle connection keeps no output buffer.
+    evbuffer_free(out_);
+    out_ = nullptr;
   }
   wrote();
 }
 
-void WsEndpoint::onWrite(bufferevent*, void* self) {
-  auto* e = static_cast<WsEndpoint*>(self);
-  if (e->write_armed_ && e->outputSize() == 0) {
-    e->write_armed_ = false;
-    bufferevent_disable(e->bev_, EV_WRITE);
-  }
-  e->wrote();
-}
+void WsEndpoint::onWrite(bufferevent*, void* self) { static_cast<WsEndpoint*>(self)->wrote(); }
 
 void WsEndpoint::wrote() {
   if (closing_after_flush_) {
@@ -470,6 +569,7 @@ void WsEndpoint::resumeReading(PauseReason reason) {
 bool WsEndpoint::congested() const { return congested_; }
 
 size_t WsEndpoint::outputSize() const {
+  if (direct()) return out_ == nullptr ? 0 : evbuffer_get_length(out_);
   return bev_ == nullptr ? 0 : evbuffer_get_length(bufferevent_get_output(bev_));
 }
 

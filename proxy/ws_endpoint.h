@@ -1,5 +1,5 @@
-// One side of a proxied WebSocket: frames in and out of a bufferevent, whole messages to the
-// owner, pings answered, the closing handshake, and write watermarks for backpressure.
+// One side of a proxied WebSocket: frames in and out of a socket, whole messages to the owner,
+// pings answered, the closing handshake, and write watermarks for backpressure.
 #pragma once
 
 #include <cstdint>
@@ -30,6 +30,12 @@ class WsEndpointOwner {
   // A whole data message. The owner may move the payload's bytes out (evbuffer_add_buffer);
   // whatever it leaves is discarded.
   virtual void onWsMessage(WsEndpoint& from, ws::Opcode opcode, evbuffer* payload) = 0;
+  // A whole data message that arrived in one piece, unmasked where it was read: `payload` is
+  // valid during the call only. Owners that forward bytes unchanged take it from there (no copy
+  // into a buffer of its own) and return true; false has it come through onWsMessage instead.
+  virtual bool onWsMessageView(WsEndpoint&, ws::Opcode, std::string_view /*payload*/) {
+    return false;
+  }
   // The peer sent a close frame (code 1005 when it had no code). Answer with sendClose().
   virtual void onWsCloseFrame(WsEndpoint& from, uint16_t code, std::string_view reason) = 0;
   // The peer broke the protocol, vanished, or the connection failed. The endpoint has already
@@ -55,10 +61,13 @@ struct WsEndpointOptions {
   Histogram* relay_latency = nullptr;
 };
 
-class WsEndpoint {
+class WsEndpoint : private Flushable {
  public:
   enum class Side { Client, Upstream };  // Client: we are its server (frames arrive masked)
 
+  // Takes over `bev`, a connection past its HTTP handshake, with whatever it still buffers. Plain
+  // TCP: the endpoint keeps only the socket and frees the bufferevent; TLS: the bufferevent
+  // (bufferevent_openssl) stays and does all I/O.
   WsEndpoint(Dispatcher& dispatcher, bufferevent* bev, Side side, WsEndpointOptions options,
              MaskSource& masks, WsEndpointOwner& owner);
   ~WsEndpoint();
@@ -113,15 +122,16 @@ class WsEndpoint {
   static void onRead(bufferevent* bev, void* self);
   static void onWrite(bufferevent* bev, void* self);
   static void onEvent(bufferevent* bev, short what, void* self);
-  static void onReadable(int fd, short what, void* self);
-  static void onFlush(int fd, short what, void* self);
+  static void onIo(int fd, short what, void* self);
 
-  bool direct() const { return fd_ >= 0; }
-  evbuffer* output() const;
+  bool direct() const { return !tls_; }
+  evbuffer* input() const;
+  evbuffer* output();  // created on demand for plain TCP
   void setReading(bool on);
+  void updateIoEvent();
   void readSocket();
   void queued();  // bytes were added to the output
-  void flush();
+  void flush() override;
   void wrote();   // output shrank: drained / closing bookkeeping
   void socketEvent(short what);
 
@@ -129,29 +139,39 @@ class WsEndpoint {
   void process(uint8_t* fresh = nullptr, size_t fresh_len = 0);
   template <typename Parser>
   void processWith(Parser& parser, uint8_t* fresh, size_t fresh_len);
+  // Copies the start of a message still held as a view into message_ before its bytes go.
+  void keepPartialMessage();
+  evbuffer* message();  // created on demand
   void writeHeader(ws::Opcode opcode, uint64_t len, uint8_t* mask_out);
   void protocolError(uint16_t code, std::string_view reason);
   void finish();  // TCP done: tell the owner once
   void closeWhenFlushed();
 
   Dispatcher& dispatcher_;
-  bufferevent* bev_;
-  // Plain TCP: the socket, read by read_event_ and written by flush_event_ (activated once per
-  // loop iteration in which output was queued), so a read batch becomes one write and the
-  // bufferevent's write event is armed only while the socket refuses bytes. -1 for TLS, where
-  // the bufferevent does all I/O.
+  // Plain TCP: the socket, with one event (EV_READ while reading, EV_WRITE while the socket
+  // refuses bytes) and buffers that exist only while bytes wait in them: an idle connection
+  // holds none. Output queued during a loop iteration is written by one writev in flush(). TLS:
+  // bev_ does all I/O (until finish()).
+  bool tls_;
+  bufferevent* bev_ = nullptr;
   int fd_ = -1;
-  event* read_event_ = nullptr;
-  event* flush_event_ = nullptr;
+  event* io_event_ = nullptr;
+  evbuffer* in_ = nullptr;   // bytes a pause left unparsed
+  evbuffer* out_ = nullptr;  // bytes the socket has not taken yet
+  short io_armed_ = 0;       // the events io_event_ is added with
   bool reading_ = false;
+  bool write_waiting_ = false;  // the socket refused bytes: EV_WRITE finishes the job
   bool flush_pending_ = false;
-  bool write_armed_ = false;  // bufferevent EV_WRITE enabled: it finishes what flush() could not
   Side side_;
   WsEndpointOptions options_;
   MaskSource& masks_;
   WsEndpointOwner& owner_;
   std::variant<ws::FrameParser<ws::Role::Server>, ws::FrameParser<ws::Role::Client>> parser_;
-  evbuffer* message_;  // the data message being assembled
+  // The data message being assembled: while it has arrived in one piece it is only a view of the
+  // read buffer (view_); message_ holds it once it spans reads or frames.
+  evbuffer* message_ = nullptr;
+  const uint8_t* view_ = nullptr;
+  size_t view_len_ = 0;
   ws::Opcode message_opcode_ = ws::Opcode::Binary;
   std::unique_ptr<Timer> close_timer_;  // only while closing
 

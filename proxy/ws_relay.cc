@@ -61,11 +61,29 @@ bool WsRelay::admit(WsEndpoint& from, ws::Opcode opcode, evbuffer* payload) {
   if (chain_ == nullptr) return true;
   size_t len = evbuffer_get_length(payload);
   const char* bytes = reinterpret_cast<const char*>(evbuffer_pullup(payload, -1));
+  return admitBytes(from, opcode, std::string_view(bytes == nullptr ? "" : bytes, len));
+}
+
+bool WsRelay::admitBytes(WsEndpoint& from, ws::Opcode opcode, std::string_view payload) {
+  if (chain_ == nullptr) return true;
   filters::Message message{from.side() == WsEndpoint::Side::Client
                                ? filters::Direction::ToUpstream
                                : filters::Direction::ToClient,
-                           opcode, std::string_view(bytes == nullptr ? "" : bytes, len)};
+                           opcode, payload};
   return chain_->onMessage(message) == filters::Status::Continue;
+}
+
+bool WsRelay::onWsMessageView(WsEndpoint& from, ws::Opcode opcode, std::string_view payload) {
+  if (!forwardsUnchanged()) return false;
+  // The common case: the message came in one read and goes out as it is, copied once from the
+  // read buffer into the other side's output.
+  WsEndpoint& to = peer(from);
+  if (!usable(to) || to.closeSent()) return true;
+  if (!admitBytes(from, opcode, payload)) return true;
+  if (!usable(to) || to.closeSent()) return true;  // a filter may have closed the connection
+  to.sendMessage(opcode, payload);
+  if (to.congested()) from.pauseReading();
+  return true;
 }
 
 void WsRelay::onWsMessage(WsEndpoint& from, ws::Opcode opcode, evbuffer* payload) {

@@ -56,12 +56,18 @@ class WsRelay : public Bridge, public WsEndpointOwner {
   virtual void onPong(WsEndpoint&) {}
 
   filters::FilterChain* chain() { return chain_; }
+  // Relays that rewrite payloads (admit() overridden) return false: they get every message as an
+  // evbuffer.
+  virtual bool forwardsUnchanged() const { return true; }
 
  private:
   WsEndpoint& peer(WsEndpoint& e) { return &e == client_.get() ? *upstream_ : *client_; }
   bool usable(const WsEndpoint& e) const { return !e.finished(); }
 
   void onWsMessage(WsEndpoint& from, ws::Opcode opcode, evbuffer* payload) override;
+  bool onWsMessageView(WsEndpoint& from, ws::Opcode opcode, std::string_view payload) override;
+  // The filter chain's verdict on a whole message (true: forward it).
+  bool admitBytes(WsEndpoint& from, ws::Opcode opcode, std::string_view payload);
   void onWsCloseFrame(WsEndpoint& from, uint16_t code, std::string_view reason) override;
   void onWsGone(WsEndpoint& from, uint16_t code, std::string_view reason) override;
   void onWsDrained(WsEndpoint& endpoint) override;
