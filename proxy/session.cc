@@ -78,7 +78,8 @@ Session::Session(Worker& worker, SnapshotPtr snapshot, const ListenerRuntime& li
       snapshot_(std::move(snapshot)),
       listener_(listener),
       client_ip_(std::move(client_ip)),
-      client_port_(client_port) {
+      client_port_(client_port),
+      request_parser_(std::make_unique<http::RequestParser>()) {
   event_base* base = worker_.dispatcher().base();
   constexpr int kOptions = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
   if (listener_.tls) {
@@ -133,7 +134,7 @@ void Session::drain() {
     case State::Connecting:
     case State::UpstreamHandshake:
       if (mode_ == Mode::EioPolling && !client_sid_.empty() &&
-          request_parser_.request().method == "GET") {
+          request_parser_->request().method == "GET") {
         respondDrainPoll();
         break;
       }
@@ -226,15 +227,15 @@ void Session::onClientRead(bufferevent*, void* self) {
   evbuffer* in = bufferevent_get_input(s->client_);
   size_t len = evbuffer_get_length(in);
   const char* data = reinterpret_cast<const char*>(evbuffer_pullup(in, -1));
-  size_t consumed = s->request_parser_.feed(data, len);
+  size_t consumed = s->request_parser_->feed(data, len);
   evbuffer_drain(in, consumed);
-  switch (s->request_parser_.state()) {
+  switch (s->request_parser_->state()) {
     case http::ParseState::NeedMore:
       if (evbuffer_get_length(in) >= kHandshakeReadLimit) s->respondError(431, "request too large");
       return;
     case http::ParseState::Error:
-      s->respondError(s->request_parser_.errorStatus() ? s->request_parser_.errorStatus() : 400,
-                      s->request_parser_.errorReason());
+      s->respondError(s->request_parser_->errorStatus() ? s->request_parser_->errorStatus() : 400,
+                      s->request_parser_->errorReason());
       return;
     case http::ParseState::Done:
       s->handleRequest();
@@ -254,7 +255,7 @@ void Session::onClientEvent(bufferevent*, short what, void* self) {
 }
 
 void Session::handleRequest() {
-  http::Request& req = request_parser_.request();
+  http::Request& req = request_parser_->request();
   const std::string* host = req.header("host");
   route_ = snapshot_->route(listener_.config->name, host ? *host : std::string_view{}, req.path);
   if (route_ == nullptr) {
@@ -308,7 +309,7 @@ void Session::handleRequest() {
 void Session::eioError(int code, int status, std::string_view message) {
   eio::ServerError error{code, status, message};
   spdlog::debug("{}:{}: {} {} -> {} {}", client_ip_, client_port_,
-                request_parser_.request().method, request_parser_.request().target, status, message);
+                request_parser_->request().method, request_parser_->request().target, status, message);
   respond(http::errorResponse(status, eio::errorBody(error)));
 }
 
@@ -323,7 +324,7 @@ bool Session::eio3Session(const http::Request& req) const {
 
 bool Session::checkSocketIoRequest() {
   namespace err = eio::server_error;
-  const http::Request& req = request_parser_.request();
+  const http::Request& req = request_parser_->request();
   std::string eio_version, transport, sid;
   req.queryParam("EIO", &eio_version);
   req.queryParam("transport", &transport);
@@ -442,7 +443,7 @@ void Session::respond(std::string response) {
 
 void Session::respondError(int status, std::string_view error, const http::Headers& extra) {
   spdlog::debug("{}:{}: {} {} -> {} {}", client_ip_, client_port_,
-                request_parser_.request().method, request_parser_.request().path, status, error);
+                request_parser_->request().method, request_parser_->request().path, status, error);
   respond(http::errorResponse(status, jsonError(error), extra));
 }
 
@@ -549,7 +550,7 @@ filters::Attributes& Session::attributes() {
 }
 
 void Session::appendForwardedHeaders(http::Headers& headers) {
-  for (auto& h : forwardedHeaders(request_parser_.request(), client_ip_, listener_.tls != nullptr,
+  for (auto& h : forwardedHeaders(request_parser_->request(), client_ip_, listener_.tls != nullptr,
                                   upstream_headers_)) {
     headers.push_back(std::move(h));
   }
@@ -558,7 +559,7 @@ void Session::appendForwardedHeaders(http::Headers& headers) {
 std::string Session::upstreamProtocols() {
   // The client's offered subprotocols without those that carried credentials.
   std::string out;
-  for (const auto& h : request_parser_.request().headers) {
+  for (const auto& h : request_parser_->request().headers) {
     if (!http::iequals(h.name, "sec-websocket-protocol")) continue;
     std::string_view rest = h.value;
     while (!rest.empty()) {
@@ -577,7 +578,7 @@ std::string Session::upstreamProtocols() {
 }
 
 std::string Session::upstreamTarget() {
-  const http::Request& req = request_parser_.request();
+  const http::Request& req = request_parser_->request();
   if (mode_ == Mode::TranslateUp) {
     // wsbridge is the Socket.IO client; the app still sees the client's query parameters.
     std::string target = cluster_->config->path ? *cluster_->config->path : "/socket.io/";
@@ -616,7 +617,7 @@ void Session::onUpstreamConnected() {
     sendPollingRequest();
     return;
   }
-  const http::Request& req = request_parser_.request();
+  const http::Request& req = request_parser_->request();
   const Endpoint& ep = cluster_->endpoints[endpoint_];
   upstream_key_ = http::makeWebSocketKey();
 
@@ -725,7 +726,7 @@ void Session::handleUpstreamResponse() {
 }
 
 bufferevent* Session::acceptClient(const std::string& protocol) {
-  const http::Request& req = request_parser_.request();
+  const http::Request& req = request_parser_->request();
   http::Response res;
   res.status = 101;
   res.headers.push_back({"Upgrade", "websocket"});
@@ -757,6 +758,7 @@ void Session::onUpstreamUpgraded(const std::string& protocol) {
     if (endpoint_ < active.size() && active[endpoint_] > 0) active[endpoint_]--;
     endpoint_ = SIZE_MAX;
     static_cast<TranslateUp*>(bridge_.get())->upstreamReconnected(upstream);
+    releaseHandshake();
     return;
   }
   WsEndpointOptions options;
@@ -765,15 +767,17 @@ void Session::onUpstreamUpgraded(const std::string& protocol) {
   bufferevent* upstream = upstream_;
   upstream_ = nullptr;  // the bridge owns it now; the endpoint count stays until it is done
   size_t endpoint = endpoint_;
-  std::string cluster = route_->cluster;
-  auto on_done = [this, endpoint, cluster] {
-    auto& active = worker_.balance(cluster).active;
+  // Small enough for std::function to hold without a heap block: route_ lives as long as the
+  // session's snapshot_.
+  auto on_done = [this, endpoint] {
+    auto& active = worker_.balance(route_->cluster).active;
     if (endpoint < active.size() && active[endpoint] > 0) active[endpoint]--;
     endpoint_ = SIZE_MAX;
     finish();
   };
   if (mode_ == Mode::TranslateUp) {
     startTranslateUp(upstream, options, on_done);
+    releaseHandshake();
     return;
   }
   bufferevent* client = acceptClient(protocol);
@@ -786,7 +790,7 @@ void Session::onUpstreamUpgraded(const std::string& protocol) {
     eio.ping_interval = route_->ping_interval;
     eio.ping_timeout = route_->ping_timeout;
     eio.client_eio3 = client_eio3_;
-    eio.count_event = [&stats = worker_.stats(), route = route_->path](std::string_view name) {
+    eio.count_event = [&stats = worker_.stats(), &route = route_->path](std::string_view name) {
       stats.countEvent(route, name);
     };
     if (chain_) {
@@ -807,6 +811,30 @@ void Session::onUpstreamUpgraded(const std::string& protocol) {
     r->start();
   }
   if (chain_) chain_->onEstablished();
+  releaseHandshake();
+}
+
+// An idle bridged connection should cost little more than its bridge. Every mode is done with
+// the upstream's response, our key and the endpoint list (a reconnection starts them afresh).
+// The client's request stays only while something may read it again: translate up rebuilds the
+// upstream request on reconnect and answers the client's key once the CONNECT is accepted; a
+// Socket.IO relay's filters see it again in onConnect. Without the request, nothing calls
+// respond() either (filters act through the bridge), so the deadline timer goes with it.
+// Swapping with empty containers releases their heap blocks; clear() would keep them.
+void Session::releaseHandshake() {
+  response_parser_.reset();
+  std::string().swap(upstream_key_);
+  std::string().swap(last_failure_);
+  std::vector<size_t>().swap(attempts_);
+  if (mode_ == Mode::TranslateUp || (mode_ == Mode::EioWebSocket && chain_)) {
+    request_parser_->request().headers.shrink_to_fit();  // reserved for a large request
+    return;
+  }
+  request_parser_.reset();
+  handshake_.reset();
+  http::Headers().swap(upstream_headers_);
+  std::vector<std::string>().swap(consumed_protocols_);
+  timer_.reset();
 }
 
 void Session::startTranslateUp(bufferevent* upstream, const WsEndpointOptions& options,
@@ -817,7 +845,7 @@ void Session::startTranslateUp(bufferevent* upstream, const WsEndpointOptions& o
   TranslateUpOptions translate;
   translate.nsp = route_->namespace_;
   translate.auth_json =
-      renderUpstreamAuth(route_->upstream_auth, request_parser_.request(), attributes_);
+      renderUpstreamAuth(route_->upstream_auth, request_parser_->request(), attributes_);
   translate.shape = route_->envelope == config::Envelope::Array ? envelope::Shape::Array
                                                                  : envelope::Shape::Json;
   translate.allow_nsp = route_->allow_nsp;
@@ -1049,7 +1077,7 @@ std::string Session::filterPayload(std::string_view body, filters::Direction dir
 }
 
 void Session::sendPollingRequest() {
-  const http::Request& req = request_parser_.request();
+  const http::Request& req = request_parser_->request();
   const Endpoint& ep = cluster_->endpoints[endpoint_];
   std::string body = req.body;
   if (req.method == "POST") countPayloadEvents(body, worker_.stats().events(route_->path));
@@ -1091,7 +1119,7 @@ void Session::handlePollingResponse() {
     onUpstreamFailed("sent an invalid HTTP response: " + response_parser_->errorReason());
     return;
   }
-  const http::Request& req = request_parser_.request();
+  const http::Request& req = request_parser_->request();
   http::Response& res = response_parser_->response();
   std::string body = std::move(res.body);
   if (res.status == 200 && req.method == "GET") {
@@ -1148,7 +1176,7 @@ void Session::nextRequest() {
     chain_->onClose(info);
   }
   ++requests_served_;
-  request_parser_.reset();
+  request_parser_->reset();
   response_parser_.reset();
   chain_.reset();
   handshake_.reset();

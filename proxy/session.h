@@ -95,6 +95,8 @@ class Session : public Deletable, public filters::FilterCallbacks {
   // Completes the client's upgrade (101 with `protocol`) and returns its bufferevent.
   bufferevent* acceptClient(const std::string& protocol);
   void reconnectUpstream();
+  // Once bridged: frees what only the handshakes needed (see the .cc for what each mode keeps).
+  void releaseHandshake();
   void startTranslateUp(bufferevent* upstream, const struct WsEndpointOptions& options,
                         std::function<void()> on_done);
   void releaseUpstream();
@@ -112,7 +114,8 @@ class Session : public Deletable, public filters::FilterCallbacks {
 
   bufferevent* client_ = nullptr;
   bufferevent* upstream_ = nullptr;
-  http::RequestParser request_parser_;
+  // Both parsers, and the deadline, go once the bridge no longer needs them (releaseHandshake).
+  std::unique_ptr<http::RequestParser> request_parser_;
   std::unique_ptr<http::ResponseParser> response_parser_;
   std::unique_ptr<proxy::Timer> timer_;  // handshake / connect deadline
 
@@ -138,10 +141,10 @@ class Session : public Deletable, public filters::FilterCallbacks {
   filters::Attributes attributes_;
   std::vector<std::string> consumed_protocols_;  // Sec-WebSocket-Protocol entries with credentials
   std::unique_ptr<proxy::Timer> shape_timers_[2];  // client, upstream
-  int http_status_ = 0;
-  uint32_t requests_served_ = 0;
-  bool in_connect_check_ = false;              // reject() now refuses a CONNECT packet
-  std::optional<std::string> connect_refusal_;  // keep-alive requests already answered                     // when the session ended with an HTTP answer
+  int http_status_ = 0;            // when the session ended with an HTTP answer
+  uint32_t requests_served_ = 0;   // keep-alive requests already answered
+  bool in_connect_check_ = false;  // reject() now refuses a CONNECT packet
+  std::optional<std::string> connect_refusal_;
 
   std::unique_ptr<Bridge> bridge_;
   std::chrono::steady_clock::time_point connect_started_;  // of the current upstream attempt
