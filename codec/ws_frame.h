@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -133,7 +134,9 @@ class FrameParser {
   uint64_t message_size_ = 0;  // payload bytes of the current message so far
   Utf8Validator utf8_;
   uint8_t header_[14] = {};
-  uint8_t control_[125] = {};  // a control payload split across reads
+  // A control payload split across reads (rare: allocated only then, so an idle connection's
+  // parser stays small).
+  std::unique_ptr<uint8_t[]> control_;
 };
 
 // Largest frame header: 2 + 8 (length) + 4 (mask).

@@ -137,7 +137,8 @@ size_t FrameParser<role>::consume(uint8_t* data, size_t len, Sink& sink) {
     } else if (control_len_ == 0 && n == remaining_) {
       if constexpr (role == Role::Server) applyMask(p, n, mask_);
     } else {
-      std::memcpy(control_ + control_len_, p, n);
+      if (!control_) control_ = std::make_unique<uint8_t[]>(125);
+      std::memcpy(control_.get() + control_len_, p, n);
       control_len_ = static_cast<uint8_t>(control_len_ + n);
     }
     p += n;
@@ -147,9 +148,10 @@ size_t FrameParser<role>::consume(uint8_t* data, size_t len, Sink& sink) {
 
     if (isControl(opcode_)) {
       size_t size = n;
+      std::unique_ptr<uint8_t[]> held = std::move(control_);  // freed once the sink has it
       if (control_len_ != 0) {
-        if constexpr (role == Role::Server) applyMask(control_, control_len_, mask_);
-        control_payload = control_;
+        if constexpr (role == Role::Server) applyMask(held.get(), control_len_, mask_);
+        control_payload = held.get();
         size = control_len_;
         control_len_ = 0;
       }

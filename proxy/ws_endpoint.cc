@@ -9,7 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
-#include <vector>
+#include <new>
 
 #include "proxy/mask_source.h"
 #include "proxy/stats.h"
@@ -44,9 +44,10 @@ WsEndpoint::WsEndpoint(Dispatcher& dispatcher, bufferevent* bev, Side side,
     evbuffer_add_buffer(in_, in);
   }
   evbuffer* out = bufferevent_get_output(bev);
-  if (evbuffer_get_length(out) != 0) {
+  if (size_t n = evbuffer_get_length(out); n != 0) {
     evbuffer_unfreeze(out, 1);  // a socket bufferevent keeps the start of its output frozen
-    evbuffer_add_buffer(output(), out);
+    evbuffer_remove(out, out_.reserve(n), n);
+    out_.commit(n);
     queued();
   }
   bufferevent_setfd(bev, -1);
@@ -59,7 +60,7 @@ WsEndpoint::~WsEndpoint() {
   if (io_event_ != nullptr) event_free(io_event_);
   if (fd_ >= 0) ::close(fd_);
   if (bev_ != nullptr) bufferevent_free(bev_);
-  for (evbuffer* b : {in_, out_, message_}) {
+  for (evbuffer* b : {in_, message_}) {
     if (b != nullptr) evbuffer_free(b);
   }
 }
@@ -86,12 +87,6 @@ void WsEndpoint::onIo(int, short what, void* self) {
 evbuffer* WsEndpoint::input() const {
   if (direct()) return in_;
   return bev_ == nullptr ? nullptr : bufferevent_get_input(bev_);
-}
-
-evbuffer* WsEndpoint::output() {
-  if (!direct()) return bufferevent_get_output(bev_);
-  if (out_ == nullptr) out_ = evbuffer_new();
-  return out_;
 }
 
 evbuffer* WsEndpoint::message() {
@@ -259,14 +254,7 @@ bool WsEndpoint::onControl(ws::Opcode opcode, const uint8_t* payload, size_t len
   switch (opcode) {
     case ws::Opcode::Ping:
       // Control frames are hop by hop: wsbridge answers pings itself.
-      if (!close_sent_) {
-        uint8_t mask[4];
-        writeHeader(ws::Opcode::Pong, len, mask);
-        std::string body(reinterpret_cast<const char*>(payload), len);
-        if (side_ == Side::Upstream) ws::applyMask(reinterpret_cast<uint8_t*>(body.data()), len, mask);
-        evbuffer_add(output(), body.data(), body.size());
-        queued();
-      }
+      if (!close_sent_) queueFrame(ws::Opcode::Pong, {reinterpret_cast<const char*>(payload), len});
       return true;
     case ws::Opcode::Pong:
       owner_.onWsPong(*this, {reinterpret_cast<const char*>(payload), len});
@@ -301,121 +289,77 @@ void WsEndpoint::protocolError(uint16_t code, std::string_view reason) {
 
 // ---- writing ----
 
-void WsEndpoint::writeHeader(ws::Opcode opcode, uint64_t len, uint8_t* mask_out) {
-  uint8_t header[ws::kMaxHeaderSize];
-  const uint8_t* mask = nullptr;
-  if (side_ == Side::Upstream) {
-    masks_.next(mask_out);
-    mask = mask_out;
+uint8_t* WsEndpoint::reserveOutput(size_t n) {
+  if (direct()) return out_.reserve(n);
+  if (evbuffer_reserve_space(bufferevent_get_output(bev_), static_cast<ev_ssize_t>(n),
+                             &tls_reserved_, 1) != 1) {
+    throw std::bad_alloc();
   }
-  size_t n = ws::writeFrameHeader(header, opcode, true, len, mask);
-  evbuffer_add(output(), header, n);
+  return static_cast<uint8_t*>(tls_reserved_.iov_base);
 }
 
-void WsEndpoint::sendMessage(ws::Opcode opcode, evbuffer* payload) {
-  if (finished_ || close_sent_) return;
-  size_t len = evbuffer_get_length(payload);
-  if (len <= kCopyThreshold) {
-    // Small messages: header and payload copied into the output's own space in one step, so
-    // no chain is allocated or moved per message.
-    evbuffer* out = output();
-    evbuffer_iovec vec;
-    if (evbuffer_reserve_space(out, ws::kMaxHeaderSize + len, &vec, 1) == 1) {
-      auto* dst = static_cast<uint8_t*>(vec.iov_base);
-      uint8_t mask[4];
-      const uint8_t* key = nullptr;
-      if (side_ == Side::Upstream) {
-        masks_.next(mask);
-        key = mask;
-      }
-      size_t header = ws::writeFrameHeader(dst, opcode, true, len, key);
-      evbuffer_remove(payload, dst + header, len);
-      if (key != nullptr) ws::applyMask(dst + header, len, key);
-      vec.iov_len = header + len;
-      evbuffer_commit_space(out, &vec, 1);
-      ++messages_out_;
-      bytes_out_ += len;
-      if (outputSize() > options_.high_watermark) congested_ = true;
-      queued();
-      return;
-    }
-  }
-  uint8_t mask[4];
-  writeHeader(opcode, len, mask);
-  if (side_ == Side::Upstream && len > 0) {
-    evbuffer_iovec vec[64];
-    int n = evbuffer_peek(payload, -1, nullptr, nullptr, 0);
-    std::vector<evbuffer_iovec> big;
-    evbuffer_iovec* v = vec;
-    if (n > 64) {
-      big.resize(static_cast<size_t>(n));
-      v = big.data();
-    }
-    n = evbuffer_peek(payload, -1, nullptr, v, n);
-    size_t phase = 0;
-    for (int i = 0; i < n; ++i) {
-      ws::applyMask(static_cast<uint8_t*>(v[i].iov_base), v[i].iov_len, mask, phase);
-      phase = (phase + v[i].iov_len) & 3;
-    }
-  }
-  evbuffer_add_buffer(output(), payload);
-  ++messages_out_;
-  bytes_out_ += len;
-  if (outputSize() > options_.high_watermark) congested_ = true;
-  queued();
-}
-
-void WsEndpoint::sendMessage(ws::Opcode opcode, std::string_view payload) {
-  if (finished_ || close_sent_) return;
-  // Header and payload in one reserved span of the output: one copy, masked where it lies.
-  evbuffer* out = output();
-  evbuffer_iovec vec;
-  if (evbuffer_reserve_space(out, ws::kMaxHeaderSize + payload.size(), &vec, 1) != 1) {
-    abort();  // out of memory
+void WsEndpoint::commitOutput(size_t n) {
+  if (direct()) {
+    out_.commit(n);
     return;
   }
-  auto* dst = static_cast<uint8_t*>(vec.iov_base);
+  tls_reserved_.iov_len = n;
+  evbuffer_commit_space(bufferevent_get_output(bev_), &tls_reserved_, 1);
+}
+
+template <typename CopyPayload>
+void WsEndpoint::queueFrame(ws::Opcode opcode, size_t len, CopyPayload copy_payload) {
+  // Header and payload in one reserved span of the output: the payload is copied once and
+  // masked where it lies.
+  uint8_t* dst = reserveOutput(ws::kMaxHeaderSize + len);
   uint8_t mask[4];
   const uint8_t* key = nullptr;
   if (side_ == Side::Upstream) {
     masks_.next(mask);
     key = mask;
   }
-  size_t header = ws::writeFrameHeader(dst, opcode, true, payload.size(), key);
-  if (!payload.empty()) {
-    std::memcpy(dst + header, payload.data(), payload.size());
-    if (key != nullptr) ws::applyMask(dst + header, payload.size(), key);
-  }
-  vec.iov_len = header + payload.size();
-  evbuffer_commit_space(out, &vec, 1);
-  ++messages_out_;
-  bytes_out_ += payload.size();
-  if (outputSize() > options_.high_watermark) congested_ = true;
+  size_t header = ws::writeFrameHeader(dst, opcode, true, len, key);
+  copy_payload(dst + header);
+  if (key != nullptr && len != 0) ws::applyMask(dst + header, len, key);
+  commitOutput(header + len);
   queued();
+}
+
+void WsEndpoint::queueFrame(ws::Opcode opcode, std::string_view payload) {
+  queueFrame(opcode, payload.size(), [payload](uint8_t* dst) {
+    if (!payload.empty()) std::memcpy(dst, payload.data(), payload.size());
+  });
+}
+
+void WsEndpoint::sendMessage(ws::Opcode opcode, evbuffer* payload) {
+  if (finished_ || close_sent_) return;
+  size_t len = evbuffer_get_length(payload);
+  queueFrame(opcode, len, [payload, len](uint8_t* dst) { evbuffer_remove(payload, dst, len); });
+  countSent(len);
+}
+
+void WsEndpoint::sendMessage(ws::Opcode opcode, std::string_view payload) {
+  if (finished_ || close_sent_) return;
+  queueFrame(opcode, payload);
+  countSent(payload.size());
+}
+
+void WsEndpoint::countSent(size_t len) {
+  ++messages_out_;
+  bytes_out_ += len;
+  if (outputSize() > options_.high_watermark) congested_ = true;
 }
 
 void WsEndpoint::sendPing(std::string_view payload) {
   if (finished_ || close_sent_) return;
-  uint8_t mask[4];
-  writeHeader(ws::Opcode::Ping, payload.size(), mask);
-  std::string body(payload);
-  if (side_ == Side::Upstream) ws::applyMask(reinterpret_cast<uint8_t*>(body.data()), body.size(), mask);
-  evbuffer_add(output(), body.data(), body.size());
-  queued();
+  queueFrame(ws::Opcode::Ping, payload);
 }
 
 void WsEndpoint::sendClose(uint16_t code, std::string_view reason) {
   if (finished_ || close_sent_) return;
   // 1005 and 1006 are never sent: 1005 is "no code", 1006 means the peer vanished.
   if (code == ws::close_code::kAbnormal) code = ws::close_code::kGoingAway;
-  std::string payload = ws::makeClosePayload(code, reason);
-  uint8_t mask[4];
-  writeHeader(ws::Opcode::Close, payload.size(), mask);
-  if (side_ == Side::Upstream) {
-    ws::applyMask(reinterpret_cast<uint8_t*>(payload.data()), payload.size(), mask);
-  }
-  evbuffer_add(output(), payload.data(), payload.size());
-  queued();
+  queueFrame(ws::Opcode::Close, ws::makeClosePayload(code, reason));
   close_sent_ = true;
   if (close_received_ || gone_) {
     closeWhenFlushed();
@@ -448,7 +392,7 @@ void WsEndpoint::abort() {
   if (finished_) return;
   if (!close_sent_ || !close_received_) gone_ = true;
   // Best effort: what the socket takes now still reaches the peer.
-  if (direct() && out_ != nullptr) evbuffer_write(out_, fd_);
+  if (direct()) out_.writeTo(fd_);
   finish();
 }
 
@@ -465,8 +409,7 @@ void WsEndpoint::finish() {
     fd_ = -1;
     // The input and the message may still be on the stack (an owner callback closed us): the
     // destructor frees them.
-    if (out_ != nullptr) evbuffer_free(out_);
-    out_ = nullptr;
+    out_.release();
   } else {
     // libevent defers the free when called from inside this bufferevent's callback. Other
     // calls see finished_ before they would touch it.
@@ -487,30 +430,18 @@ void WsEndpoint::queued() {
 void WsEndpoint::flush() {
   flush_pending_ = false;
   if (finished_ || !direct()) return;
-  if (out_ != nullptr && evbuffer_get_length(out_) != 0) {
-    int n = evbuffer_write(out_, fd_);
+  if (!out_.empty()) {
+    long n = out_.writeTo(fd_);
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
       socketEvent(BEV_EVENT_WRITING | BEV_EVENT_ERROR);
       return;
     }
-    bool refused = evbuffer_get_length(out_) != 0;
-    if (refused != write_waiting_) {
-      // Writable readiness is watched only while the socket refuses bytes.
-      write_waiting_ = refused;
-      updateIoEvent();
-    }
-    if (refused) {
-      if (n > 0) wrote();
-      return;
-    }
-  } else if (write_waiting_) {
-    write_waiting_ = false;
-    updateIoEvent();
   }
-  if (out_ != nullptr) {
-    // An idle connection keeps no output buffer.
-    evbuffer_free(out_);
-    out_ = nullptr;
+  bool refused = !out_.empty();
+  if (refused != write_waiting_) {
+    // Writable readiness is watched only while the socket refuses bytes.
+    write_waiting_ = refused;
+    updateIoEvent();
   }
   wrote();
 }
@@ -569,7 +500,7 @@ void WsEndpoint::resumeReading(PauseReason reason) {
 bool WsEndpoint::congested() const { return congested_; }
 
 size_t WsEndpoint::outputSize() const {
-  if (direct()) return out_ == nullptr ? 0 : evbuffer_get_length(out_);
+  if (direct()) return out_.size();
   return bev_ == nullptr ? 0 : evbuffer_get_length(bufferevent_get_output(bev_));
 }
 

@@ -10,6 +10,9 @@
 
 #include "codec/ws_frame.h"
 #include "proxy/dispatcher.h"
+#include "proxy/output_buffer.h"
+
+#include <event2/buffer.h>  // evbuffer_iovec
 
 struct bufferevent;
 struct evbuffer;
@@ -112,9 +115,6 @@ class WsEndpoint : private Flushable {
   bool onControl(ws::Opcode opcode, const uint8_t* payload, size_t len);
 
  private:
-  // Messages up to this size are copied into the output; larger ones have their chains moved.
-  static constexpr size_t kCopyThreshold = 8 * 1024;
-
   // Plain TCP reads this much per read() (libevent 2.1's evbuffer_read stops at 4,096 bytes and
   // asks FIONREAD first).
   static constexpr size_t kReadSize = 64 * 1024;
@@ -126,7 +126,6 @@ class WsEndpoint : private Flushable {
 
   bool direct() const { return !tls_; }
   evbuffer* input() const;
-  evbuffer* output();  // created on demand for plain TCP
   void setReading(bool on);
   void updateIoEvent();
   void readSocket();
@@ -142,7 +141,12 @@ class WsEndpoint : private Flushable {
   // Copies the start of a message still held as a view into message_ before its bytes go.
   void keepPartialMessage();
   evbuffer* message();  // created on demand
-  void writeHeader(ws::Opcode opcode, uint64_t len, uint8_t* mask_out);
+  uint8_t* reserveOutput(size_t n);
+  void commitOutput(size_t n);
+  template <typename CopyPayload>
+  void queueFrame(ws::Opcode opcode, size_t len, CopyPayload copy_payload);
+  void queueFrame(ws::Opcode opcode, std::string_view payload);
+  void countSent(size_t len);
   void protocolError(uint16_t code, std::string_view reason);
   void finish();  // TCP done: tell the owner once
   void closeWhenFlushed();
@@ -157,7 +161,8 @@ class WsEndpoint : private Flushable {
   int fd_ = -1;
   event* io_event_ = nullptr;
   evbuffer* in_ = nullptr;   // bytes a pause left unparsed
-  evbuffer* out_ = nullptr;  // bytes the socket has not taken yet
+  OutputBuffer out_;         // bytes the socket has not taken yet
+  evbuffer_iovec tls_reserved_{};  // TLS: the output space reserveOutput() handed out
   short io_armed_ = 0;       // the events io_event_ is added with
   bool reading_ = false;
   bool write_waiting_ = false;  // the socket refused bytes: EV_WRITE finishes the job
