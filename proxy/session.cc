@@ -5,9 +5,12 @@
 #include <event2/event.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <functional>
@@ -617,6 +620,9 @@ void Session::onUpstreamConnected() {
     sendPollingRequest();
     return;
   }
+  // Real-time messages go out as soon as they are relayed (as on the client side).
+  int one = 1;
+  setsockopt(bufferevent_getfd(upstream_), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   const http::Request& req = request_parser_->request();
   const Endpoint& ep = cluster_->endpoints[endpoint_];
   upstream_key_ = http::makeWebSocketKey();

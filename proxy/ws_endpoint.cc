@@ -289,29 +289,22 @@ void WsEndpoint::protocolError(uint16_t code, std::string_view reason) {
 
 // ---- writing ----
 
-uint8_t* WsEndpoint::reserveOutput(size_t n) {
-  if (direct()) return out_.reserve(n);
-  if (evbuffer_reserve_space(bufferevent_get_output(bev_), static_cast<ev_ssize_t>(n),
-                             &tls_reserved_, 1) != 1) {
-    throw std::bad_alloc();
-  }
-  return static_cast<uint8_t*>(tls_reserved_.iov_base);
-}
-
-void WsEndpoint::commitOutput(size_t n) {
-  if (direct()) {
-    out_.commit(n);
-    return;
-  }
-  tls_reserved_.iov_len = n;
-  evbuffer_commit_space(bufferevent_get_output(bev_), &tls_reserved_, 1);
-}
-
 template <typename CopyPayload>
 void WsEndpoint::queueFrame(ws::Opcode opcode, size_t len, CopyPayload copy_payload) {
   // Header and payload in one reserved span of the output: the payload is copied once and
   // masked where it lies.
-  uint8_t* dst = reserveOutput(ws::kMaxHeaderSize + len);
+  size_t room = ws::kMaxHeaderSize + len;
+  evbuffer_iovec tls_space;
+  uint8_t* dst;
+  if (direct()) {
+    dst = out_.reserve(room);
+  } else {
+    if (evbuffer_reserve_space(bufferevent_get_output(bev_), static_cast<ev_ssize_t>(room),
+                               &tls_space, 1) != 1) {
+      throw std::bad_alloc();
+    }
+    dst = static_cast<uint8_t*>(tls_space.iov_base);
+  }
   uint8_t mask[4];
   const uint8_t* key = nullptr;
   if (side_ == Side::Upstream) {
@@ -321,7 +314,12 @@ void WsEndpoint::queueFrame(ws::Opcode opcode, size_t len, CopyPayload copy_payl
   size_t header = ws::writeFrameHeader(dst, opcode, true, len, key);
   copy_payload(dst + header);
   if (key != nullptr && len != 0) ws::applyMask(dst + header, len, key);
-  commitOutput(header + len);
+  if (direct()) {
+    out_.commit(header + len);
+  } else {
+    tls_space.iov_len = header + len;
+    evbuffer_commit_space(bufferevent_get_output(bev_), &tls_space, 1);
+  }
   queued();
 }
 

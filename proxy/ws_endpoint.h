@@ -12,8 +12,6 @@
 #include "proxy/dispatcher.h"
 #include "proxy/output_buffer.h"
 
-#include <event2/buffer.h>  // evbuffer_iovec
-
 struct bufferevent;
 struct evbuffer;
 struct event;
@@ -141,8 +139,6 @@ class WsEndpoint : private Flushable {
   // Copies the start of a message still held as a view into message_ before its bytes go.
   void keepPartialMessage();
   evbuffer* message();  // created on demand
-  uint8_t* reserveOutput(size_t n);
-  void commitOutput(size_t n);
   template <typename CopyPayload>
   void queueFrame(ws::Opcode opcode, size_t len, CopyPayload copy_payload);
   void queueFrame(ws::Opcode opcode, std::string_view payload);
@@ -162,7 +158,6 @@ class WsEndpoint : private Flushable {
   event* io_event_ = nullptr;
   evbuffer* in_ = nullptr;   // bytes a pause left unparsed
   OutputBuffer out_;         // bytes the socket has not taken yet
-  evbuffer_iovec tls_reserved_{};  // TLS: the output space reserveOutput() handed out
   short io_armed_ = 0;       // the events io_event_ is added with
   bool reading_ = false;
   bool write_waiting_ = false;  // the socket refused bytes: EV_WRITE finishes the job
