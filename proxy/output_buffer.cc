@@ -1,7 +1,7 @@
 // OutputBuffer: pooled contiguous blocks.
 #include "proxy/output_buffer.h"
 
-#include <unistd.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -67,7 +67,8 @@ void OutputBuffer::append(const void* data, size_t n) {
 
 long OutputBuffer::writeTo(int fd) {
   if (empty()) return 0;
-  ssize_t n = ::write(fd, data_ + begin_, size());
+  // send(), not write(): a socket needs none of the file layer's checks and notifications.
+  ssize_t n = ::send(fd, data_ + begin_, size(), MSG_NOSIGNAL);
   if (n > 0) {
     begin_ += static_cast<size_t>(n);
     if (empty()) release();

@@ -23,8 +23,8 @@ class OutputBuffer {
   void commit(size_t n) { end_ += n; }
   void append(const void* data, size_t n);
 
-  // One write() of everything queued; drops what the socket took. Returns write()'s result
-  // (errno tells why when it is -1).
+  // One send() of everything queued to the socket `fd`; drops what it took. Returns send()'s
+  // result (errno tells why when it is -1).
   long writeTo(int fd);
   // Gives the block back (what was queued is lost).
   void release();

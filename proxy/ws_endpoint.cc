@@ -5,6 +5,7 @@
 #include <event2/event.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -124,7 +125,7 @@ void WsEndpoint::readSocket() {
   // One scratch buffer per worker thread: bytes are parsed where they were read and only what a
   // pause leaves unparsed is copied into the input buffer.
   static thread_local uint8_t scratch[kReadSize];
-  ssize_t n = ::read(fd_, scratch, sizeof scratch);
+  ssize_t n = ::recv(fd_, scratch, sizeof scratch, 0);
   if (n == 0) {
     socketEvent(BEV_EVENT_READING | BEV_EVENT_EOF);
   } else if (n < 0) {
