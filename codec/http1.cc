@@ -92,11 +92,12 @@ void appendNumber(std::string& out, uint64_t value) {
 // Header names and values from callers may carry user input (forwarded claims); CR, LF and NUL
 // would let it inject headers, so they are dropped.
 void appendSanitized(std::string& out, std::string_view text) {
-  while (!text.empty()) {
-    size_t bad = text.find_first_of(std::string_view("\r\n\0", 3));
-    out.append(text.substr(0, bad));
-    if (bad == std::string_view::npos) break;
-    text.remove_prefix(bad + 1);
+  size_t start = out.size();
+  out.append(text);
+  auto bad = [](char c) { return c == '\r' || c == '\n' || c == '\0'; };
+  if (std::any_of(out.begin() + static_cast<ptrdiff_t>(start), out.end(), bad)) {
+    out.erase(std::remove_if(out.begin() + static_cast<ptrdiff_t>(start), out.end(), bad),
+              out.end());
   }
 }
 
@@ -576,21 +577,34 @@ UpgradeCheck checkWebSocketUpgrade(const Request& request) {
 }
 
 std::string computeAcceptKey(std::string_view key) {
-  std::string input;
-  input.reserve(key.size() + sizeof(kWebSocketGuid));
-  input.append(key);
-  input.append(kWebSocketGuid);
+  // The algorithm is fetched and the context allocated once per thread: EVP_Digest with
+  // EVP_sha1() does both on every call, which costs more than hashing 60 bytes.
+  static EVP_MD* const sha1 = EVP_MD_fetch(nullptr, "SHA1", nullptr);
+  static thread_local std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(
+      EVP_MD_CTX_new(), &EVP_MD_CTX_free);
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int digest_len = 0;
-  if (EVP_Digest(input.data(), input.size(), digest, &digest_len, EVP_sha1(), nullptr) != 1)
+  if (sha1 == nullptr || ctx == nullptr || EVP_DigestInit_ex(ctx.get(), sha1, nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), key.data(), key.size()) != 1 ||
+      EVP_DigestUpdate(ctx.get(), kWebSocketGuid, sizeof(kWebSocketGuid) - 1) != 1 ||
+      EVP_DigestFinal_ex(ctx.get(), digest, &digest_len) != 1) {
     return {};
+  }
   return base64Encode(std::string_view(reinterpret_cast<const char*>(digest), digest_len));
 }
 
 std::string makeWebSocketKey() {
-  unsigned char nonce[16];
-  if (RAND_bytes(nonce, sizeof(nonce)) != 1) return {};
-  return base64Encode(std::string_view(reinterpret_cast<const char*>(nonce), sizeof(nonce)));
+  // Nonces come from a per-thread block of RAND_bytes output: one call per 64 keys, not per key.
+  constexpr size_t kNonce = 16;
+  static thread_local unsigned char block[64 * kNonce];
+  static thread_local size_t used = sizeof block;
+  if (used == sizeof block) {
+    if (RAND_bytes(block, sizeof block) != 1) return {};
+    used = 0;
+  }
+  const char* nonce = reinterpret_cast<const char*>(block + used);
+  used += kNonce;
+  return base64Encode(std::string_view(nonce, kNonce));
 }
 
 // ---- writers ----
