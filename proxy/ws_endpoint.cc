@@ -421,7 +421,7 @@ void WsEndpoint::finish() {
 void WsEndpoint::queued() {
   if (!direct() || flush_pending_ || write_waiting_ || finished_) return;
   // Written once the callbacks of this loop iteration have run: every frame a read batch queued
-  // goes out in one writev, with no epoll_ctl when the socket takes it all.
+  // goes out in one send(), with no epoll_ctl when the socket takes it all.
   flush_pending_ = true;
   dispatcher_.flushSoon(this);
 }

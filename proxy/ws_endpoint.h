@@ -150,7 +150,7 @@ class WsEndpoint : private Flushable {
   Dispatcher& dispatcher_;
   // Plain TCP: the socket, with one event (EV_READ while reading, EV_WRITE while the socket
   // refuses bytes) and buffers that exist only while bytes wait in them: an idle connection
-  // holds none. Output queued during a loop iteration is written by one writev in flush(). TLS:
+  // holds none. Output queued during a loop iteration is written by one send() in flush(). TLS:
   // bev_ does all I/O (until finish()).
   bool tls_;
   bufferevent* bev_ = nullptr;
