@@ -242,12 +242,11 @@ bool WsEndpoint::onMessageEnd() {
       return !paused_ && !gone_ && !finished_;
     }
     keepPartialMessage();
-    if (message_ == nullptr) message();  // an empty message
   } else {
     bytes_in_ += evbuffer_get_length(message_);
   }
-  owner_.onWsMessage(*this, message_opcode_, message_);
-  if (message_ != nullptr) evbuffer_drain(message_, evbuffer_get_length(message_));
+  owner_.onWsMessage(*this, message_opcode_, message());  // message() exists even when empty
+  evbuffer_drain(message_, evbuffer_get_length(message_));
   return !paused_ && !gone_ && !finished_;
 }
 
