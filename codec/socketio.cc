@@ -328,6 +328,45 @@ bool readNumber(std::string_view text, size_t* i, uint64_t max, uint64_t* value)
   return true;
 }
 
+// A number event name is what JS makes of it, String(Number(text)): "1e0" and "1.0" are "1",
+// "-0" is "0", 2^53 + 1 rounds. Only the forms JS writes back unchanged are accepted (integers
+// without a sign of zero or leading zeros, 15 digits at most), so the name filters see is the
+// name the server dispatches.
+bool isCanonicalName(std::string_view number) {
+  std::string_view digits = number.substr(number.starts_with('-') ? 1 : 0);
+  if (digits.empty() || digits.size() > 15) return false;
+  for (char c : digits)
+    if (!isDigit(c)) return false;
+  if (digits[0] == '0') return digits.size() == 1 && digits.size() == number.size();
+  return true;
+}
+
+// Escapes in a JSON string (raw, quotes removed, already scanned) that pair every UTF-16
+// surrogate: a lone one is a name JSON.parse accepts but no UTF-8 can spell, so no filter could
+// match it.
+bool surrogatesPaired(std::string_view raw) {
+  bool want_low = false;
+  for (size_t i = 0; i < raw.size(); ++i) {
+    if (raw[i] != '\\') {
+      if (want_low) return false;
+      continue;
+    }
+    char e = raw[++i];
+    if (e != 'u') {
+      if (want_low) return false;
+      continue;
+    }
+    int unit = hexValue(raw[i + 1]) << 12 | hexValue(raw[i + 2]) << 8 | hexValue(raw[i + 3]) << 4 |
+               hexValue(raw[i + 4]);
+    i += 4;
+    bool high = unit >= 0xD800 && unit <= 0xDBFF;
+    bool low = unit >= 0xDC00 && unit <= 0xDFFF;
+    if (low != want_low) return false;
+    want_low = high;
+  }
+  return !want_low;
+}
+
 DecodeError checkShape(PacketType type, const JsonScan& scan, const DecodeOptions& options) {
   switch (type) {
     case PacketType::Connect:
@@ -343,10 +382,13 @@ DecodeError checkShape(PacketType type, const JsonScan& scan, const DecodeOption
     case PacketType::Event:
     case PacketType::BinaryEvent:
       if (scan.kind != JsonKind::Array) return DecodeError::InvalidPayload;
-      if (scan.first_kind == JsonKind::Number) return DecodeError::None;
+      if (scan.first_kind == JsonKind::Number) {
+        return isCanonicalName(scan.first) ? DecodeError::None : DecodeError::InvalidPayload;
+      }
       if (scan.first_kind != JsonKind::String) return DecodeError::InvalidPayload;
       {
         std::string_view name = scan.first.substr(1, scan.first.size() - 2);
+        if (scan.first_escaped && !surrogatesPaired(name)) return DecodeError::InvalidPayload;
         for (std::string_view reserved : kReservedEvents)
           if (jsonStringEquals(name, scan.first_escaped, reserved))
             return DecodeError::InvalidPayload;
@@ -470,6 +512,8 @@ const char* describe(DecodeError error) {
       return "got plaintext data when reconstructing a packet";
     case DecodeError::UnexpectedBinary:
       return "got binary data when not reconstructing a packet";
+    case DecodeError::InvalidUtf8:
+      return "invalid UTF-8";
   }
   return "unknown error";
 }
@@ -478,6 +522,9 @@ DecodeError decodePacket(std::string_view text, Packet* out, const DecodeOptions
   Packet packet;
   packet.raw = text;
   if (text.empty() || text[0] < '0' || text[0] > '6') return DecodeError::UnknownType;
+  // JS peers see text as UTF-16: invalid UTF-8 becomes U+FFFD there, so bytes filters compare
+  // would not be the string the server reads.
+  if (!simdjson::validate_utf8(text.data(), text.size())) return DecodeError::InvalidUtf8;
   packet.type = static_cast<PacketType>(text[0] - '0');
   size_t i = 1;
   if (isBinary(packet.type)) {
@@ -511,7 +558,13 @@ DecodeError decodePacket(std::string_view text, Packet* out, const DecodeOptions
     if (!readNumber(text, &i, kMaxAckId, &id)) return DecodeError::InvalidAckId;
     packet.id = id;
   }
-  if (i < text.size()) {
+  if (i == text.size()) {
+    // socket.io-parser lets these through with no data (an EVENT without a name, an ACK whose
+    // callback runs with no arguments); no Socket.IO peer sends them.
+    if (packet.type == PacketType::Event || packet.type == PacketType::BinaryEvent ||
+        packet.type == PacketType::Ack || packet.type == PacketType::BinaryAck)
+      return DecodeError::InvalidPayload;
+  } else {
     packet.data = text.substr(i);
     if (isJsonSpace(packet.data[0])) return DecodeError::InvalidPayload;
     JsonScan scan;

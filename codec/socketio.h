@@ -82,6 +82,7 @@ enum class DecodeError : uint8_t {
   InvalidPayload,      // payload shape the type does not allow (see decodePacket)
   UnexpectedText,      // a text packet while attachments are pending
   UnexpectedBinary,    // an attachment with no BINARY_* packet pending
+  InvalidUtf8,         // the text is not UTF-8
 };
 const char* describe(DecodeError error);
 
@@ -99,10 +100,17 @@ struct DecodeOptions {
 //     removeListener), ACK / BINARY_ACK an array;
 //   * BINARY_* counts 1..max_attachments, and every {"_placeholder":true,"num":N} must have
 //     0 <= N < count (checked here, not when the last attachment arrives as the ref impl does).
-// Stricter than the ref impl where it is lenient by accident: only ASCII digits count as digits
-// (JS's Number() also takes " " for 0, so `42 ["a"]` would be an EVENT with ack id 0 there), so
-// a payload may not start with whitespace, and an empty packet is not a CONNECT. The v5 rules
-// apply to v4 clients too: a v5 upstream would drop the connection on what v4 let through.
+// Stricter than the ref impl where it is lenient by accident, so that whatever decodes here means
+// the same to the server (docs/socketio-grammar.md lists each case):
+//   * only ASCII digits count as digits in the attachment count and the ack id (JS's Number()
+//     also takes whitespace as 0 and " 1", "0x1", "1e0" as 1, so `42 ["a"]` would be an EVENT
+//     with ack id 0 there), and a payload may not start with whitespace;
+//   * an empty packet is not a CONNECT; EVENT and ACK (and BINARY_*) need their array;
+//   * a number event name must be written as JS writes it back (`1`, not `1.0`, `1e0`, `-0`,
+//     at most 15 digits), a string name may not hold a lone UTF-16 surrogate escape;
+//   * the text must be UTF-8.
+// The v5 rules apply to v4 clients too: a v5 upstream would drop the connection on what v4 let
+// through. A refused packet is never forwarded: the connection is closed ("parse error").
 DecodeError decodePacket(std::string_view text, Packet* out, const DecodeOptions& options = {});
 
 // ---- Lazy access with simdjson

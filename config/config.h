@@ -32,7 +32,10 @@ struct Address {
 };
 
 enum class LogFormat { Text, Json };
-enum class Protocol { WebSocket, SocketIO };
+// What a route's client or a cluster's upstream speaks. EngineIO (clusters only): a plain
+// engine.io server, whose messages are not Socket.IO packets (pass-through checks Engine.IO
+// framing only; Socket.IO-aware filters do not apply).
+enum class Protocol { WebSocket, SocketIO, EngineIO };
 enum class LoadBalance { RoundRobin, LeastConn, HashIp, HashSub };
 enum class Envelope { Json, Array };
 enum class Transport { Polling, WebSocket };
@@ -120,6 +123,9 @@ struct Route {
   // connectTimeout).
   Duration connect_timeout{45000};
   uint64_t max_payload = 1000000;
+  // Namespaces one client session may join or be joining at once (translate down opens an
+  // upstream connection for each); past it, CONNECT_ERROR "too many namespaces".
+  uint32_t max_namespaces = 8;
   bool allow_eio3 = false;
   std::vector<Transport> transports{Transport::Polling, Transport::WebSocket};
   std::vector<std::string> cors_origins;

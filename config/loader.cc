@@ -163,7 +163,7 @@ class ConfigBuilder {
       Cluster cluster;
       cluster.name = name;
       cluster.pos = reader.position();
-      cluster.protocol = readProtocol(reader, "protocol");
+      cluster.protocol = readProtocol(reader, "protocol", true);
       std::vector<const toml::node*> endpoint_nodes;
       std::vector<std::string> endpoints = reader.strings("endpoints", &endpoint_nodes);
       if (const toml::node* list = reader.node("endpoints"); list == nullptr) {
@@ -285,9 +285,15 @@ class ConfigBuilder {
 
     if (std::optional<std::string> cluster = reader.string("cluster", true)) {
       route.cluster = *cluster;
-      if (config_.clusters.count(*cluster) == 0) {
+      auto it = config_.clusters.find(*cluster);
+      if (it == config_.clusters.end()) {
         reader.error(reader.node("cluster"),
                      "unknown cluster " + inQuotes(*cluster) + " (no [cluster." + *cluster + "])");
+      } else if (it->second.protocol == Protocol::EngineIO &&
+                 route.downstream != Protocol::SocketIO) {
+        reader.error(reader.node("cluster"), "cluster " + inQuotes(*cluster) +
+                                                 " speaks engineio: only a route with downstream "
+                                                 "= \"socketio\" can use it (pass-through)");
       }
     }
     std::vector<const toml::node*> filter_nodes;
@@ -372,6 +378,8 @@ class ConfigBuilder {
     route.ping_timeout = positiveDuration(reader, "ping_timeout", route.ping_timeout);
     route.connect_timeout = positiveDuration(reader, "connect_timeout", route.connect_timeout);
     route.max_payload = positiveSize(reader, "max_payload", route.max_payload);
+    route.max_namespaces =
+        static_cast<uint32_t>(reader.integer("max_namespaces", route.max_namespaces, 1, 1024));
     route.allow_eio3 = reader.boolean("allow_eio3", route.allow_eio3);
     if (reader.has("transports")) {
       std::vector<const toml::node*> nodes;
@@ -403,9 +411,15 @@ class ConfigBuilder {
     route.sid_key = reader.string("sid_key", route.sid_key);
   }
 
-  Protocol readProtocol(TableReader& reader, std::string_view key) {
+  Protocol readProtocol(TableReader& reader, std::string_view key, bool engineio = false) {
+    if (!engineio) {
+      return reader.choice(key, Protocol::WebSocket,
+                           {{"websocket", Protocol::WebSocket}, {"socketio", Protocol::SocketIO}});
+    }
     return reader.choice(key, Protocol::WebSocket,
-                         {{"websocket", Protocol::WebSocket}, {"socketio", Protocol::SocketIO}});
+                         {{"websocket", Protocol::WebSocket},
+                          {"socketio", Protocol::SocketIO},
+                          {"engineio", Protocol::EngineIO}});
   }
 
   std::optional<Address> readAddress(TableReader& reader, std::string_view key, bool required) {

@@ -90,7 +90,15 @@ std::string secret(std::string_view value) {
 }
 
 std::string protocol(config::Protocol p) {
-  return p == config::Protocol::SocketIO ? "\"socketio\"" : "\"websocket\"";
+  switch (p) {
+    case config::Protocol::SocketIO:
+      return "\"socketio\"";
+    case config::Protocol::EngineIO:
+      return "\"engineio\"";
+    case config::Protocol::WebSocket:
+      break;
+  }
+  return "\"websocket\"";
 }
 
 std::string strings(const std::vector<std::string>& list) {

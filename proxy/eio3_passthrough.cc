@@ -30,19 +30,30 @@ class Eio3Passthrough final : public EioServerApp, public WsEndpointOwner {
   // ---- EioApp: the client ----
 
   void onEioMessage(std::string_view data, bool binary) override {
-    if (upstream_ == nullptr || upstream_->finished()) return;
+    if (upstream_ == nullptr || upstream_->finished() || failed_) return;
     if (binary) {
-      if (chain_ && to_upstream_.onBinary() != SioInspector::Verdict::Forward) return;
-      upstream_->sendMessage(ws::Opcode::Binary, data);
+      switch (to_upstream_.onBinary()) {
+        case SioInspector::Verdict::Invalid:
+          parseError(false, to_upstream_.error());
+          return;
+        case SioInspector::Verdict::Drop:
+          return;
+        case SioInspector::Verdict::Forward:
+          upstream_->sendMessage(ws::Opcode::Binary, data);
+          break;
+      }
     } else {
       std::string_view packet = data;
-      std::string connect;  // only a CONNECT is rewritten; other packets pass as they are
+      std::optional<std::string> connect;  // only a CONNECT is rewritten, others pass as they are
       if (!packet.empty() && packet[0] == '0') {
-        connect = connectToSioV5(packet);  // "/" is connected already
-        if (connect.empty()) return;
-        packet = connect;
+        connect = connectToSioV5(packet);
+        if (!connect) {
+          parseError(false, "invalid CONNECT packet");
+          return;
+        }
+        if (connect->empty()) return;  // "/" is connected already
+        packet = *connect;
       }
-      countEventPacket(packet, events_, reader_);
       if (!inspectFromClient(packet)) return;
       std::string message;
       message.reserve(packet.size() + 1);
@@ -126,9 +137,18 @@ class Eio3Passthrough final : public EioServerApp, public WsEndpointOwner {
   // ---- WsEndpointOwner: the upstream ----
 
   void onWsMessage(WsEndpoint&, ws::Opcode opcode, evbuffer* payload) override {
+    if (failed_) return;
     if (opcode == ws::Opcode::Binary) {
       if (eio_ == nullptr) return;
-      if (chain_ && to_client_.onBinary() != SioInspector::Verdict::Forward) return;
+      switch (to_client_.onBinary()) {
+        case SioInspector::Verdict::Invalid:
+          parseError(true, to_client_.error());
+          return;
+        case SioInspector::Verdict::Drop:
+          return;
+        case SioInspector::Verdict::Forward:
+          break;
+      }
       eio_->sendBinary(viewOf(payload));
     } else {
       onUpstreamText(viewOf(payload));
@@ -216,8 +236,13 @@ class Eio3Passthrough final : public EioServerApp, public WsEndpointOwner {
     }
     if (eio_ == nullptr) return;
     const std::string_view packet = text.substr(1);
-    countEventPacket(packet, events_, reader_);
-    if (chain_ && to_client_.onText(packet, *chain_) != SioInspector::Verdict::Forward) return;
+    SioInspector::Verdict verdict = to_client_.onText(packet, chain_.get());
+    if (verdict == SioInspector::Verdict::Invalid) {
+      parseError(true, to_client_.error());
+      return;
+    }
+    countEvent(to_client_.current());
+    if (verdict == SioInspector::Verdict::Drop) return;
     const std::string v4 = toSioV4(packet);
     eio_->send(v4.empty() ? packet : std::string_view(v4));
   }
@@ -241,14 +266,33 @@ class Eio3Passthrough final : public EioServerApp, public WsEndpointOwner {
 
   // A client's packet through the filters; a refused CONNECT is answered here.
   bool inspectFromClient(std::string_view packet) {
-    if (!chain_) return true;
-    if (to_upstream_.onText(packet, *chain_) == SioInspector::Verdict::Forward) return true;
+    SioInspector::Verdict verdict = to_upstream_.onText(packet, chain_.get());
+    if (verdict == SioInspector::Verdict::Invalid) {
+      parseError(false, to_upstream_.error());
+      return false;
+    }
+    countEvent(to_upstream_.current());
+    if (verdict == SioInspector::Verdict::Forward) return true;
     std::string reply = to_upstream_.takeReply();
     if (!reply.empty()) {
       const std::string v4 = toSioV4(reply);
       eio_->send(v4.empty() ? reply : v4);
     }
     return false;
+  }
+
+  void countEvent(const sio::Packet& packet) {
+    if (packet.type != sio::PacketType::Event && packet.type != sio::PacketType::BinaryEvent) return;
+    if (auto name = sio::eventName(packet, reader_)) events_.count(*name);
+  }
+
+  // A packet that does not decode is never forwarded: the session ends on both sides, as a
+  // Socket.IO server ends it on a parse error.
+  void parseError(bool from_upstream, std::string_view why) {
+    failed_ = true;
+    noteParseError(from_upstream, why);
+    closeSession(from_upstream ? ws::close_code::kInternalError : ws::close_code::kProtocolError,
+                 from_upstream ? "upstream sent an invalid packet" : "parse error");
   }
 
   void upstreamLost(std::string_view why) {
@@ -283,6 +327,7 @@ class Eio3Passthrough final : public EioServerApp, public WsEndpointOwner {
   sio::JsonReader reader_;  // event names with escapes
   size_t endpoint_ = SIZE_MAX;
   bool eio_finished_ = false;
+  bool failed_ = false;  // after a parse error nothing more is forwarded
 };
 
 }  // namespace

@@ -38,6 +38,7 @@ EioRelay::EioRelay(Dispatcher& dispatcher, MaskSource& masks, bufferevent* clien
 }
 
 void EioRelay::start() {
+  if (eio_.client_eio3) requested_.emplace_back("/");  // connected by wsbridge after OPEN
   upstream_liveness_->arm(eio_.ping_interval + eio_.ping_timeout);
   if (eio_.client_eio3) pong_deadline_->arm(eio_.ping_interval + eio_.ping_timeout);
   WsRelay::start();
@@ -63,35 +64,86 @@ void EioRelay::drain(std::string_view reason) {
   WsRelay::drain(reason);
 }
 
-void EioRelay::track(std::string_view text, bool from_upstream) {
-  // Only CONNECT, DISCONNECT and events are decoded: "4" + the Socket.IO type digit.
-  if (text.size() < 2 || text[0] != '4') return;
-  char type = text[1];
-  bool membership = type == '0' || type == '1';
-  if (!membership && !((type == '2' || type == '5') && eio_.count_event)) return;
-  sio::Packet packet;
-  if (sio::decodePacket(text.substr(1), &packet) != sio::DecodeError::None) return;
-  std::string_view nsp, query;
-  sio::splitNamespace(packet.nsp, &nsp, &query);
-  auto joined = std::find(namespaces_.begin(), namespaces_.end(), nsp);
-  if (packet.type == sio::PacketType::Connect && from_upstream) {
-    if (joined == namespaces_.end()) namespaces_.emplace_back(nsp);
-  } else if (packet.type == sio::PacketType::Disconnect) {
-    if (joined != namespaces_.end()) namespaces_.erase(joined);
-  } else if (!membership) {
-    if (auto name = sio::eventName(packet, json_)) eio_.count_event(*name);
+bool EioRelay::parseError(bool from_upstream, std::string_view why) {
+  if (failed_) return false;
+  failed_ = true;
+  if (eio_.parse_error) eio_.parse_error(from_upstream, why);
+  if (from_upstream) {
+    noteClose(ws::close_code::kInternalError, "upstream sent an invalid packet", "upstream");
+    client().sendClose(ws::close_code::kInternalError, "upstream sent an invalid packet");
+  } else {
+    noteClose(ws::close_code::kProtocolError, "parse error", "wsbridge");
+    client().sendClose(ws::close_code::kProtocolError, "parse error");
+  }
+  upstream().abort();
+  return false;
+}
+
+namespace {
+void erase(std::vector<std::string>& names, std::string_view name) {
+  auto it = std::find(names.begin(), names.end(), name);
+  if (it != names.end()) names.erase(it);
+}
+}  // namespace
+
+void EioRelay::track(const sio::Packet& packet, bool from_upstream) {
+  switch (packet.type) {
+    case sio::PacketType::Event:
+    case sio::PacketType::BinaryEvent:
+      if (eio_.count_event) {
+        if (auto name = sio::eventName(packet, json_)) eio_.count_event(*name);
+      }
+      return;
+    case sio::PacketType::Connect:
+      if (from_upstream &&
+          std::find(namespaces_.begin(), namespaces_.end(), packet.nsp) == namespaces_.end()) {
+        namespaces_.emplace_back(packet.nsp);
+      }
+      return;
+    case sio::PacketType::ConnectError:
+      if (from_upstream) erase(requested_, packet.nsp);
+      return;
+    case sio::PacketType::Disconnect:
+      erase(namespaces_, packet.nsp);
+      erase(requested_, packet.nsp);
+      return;
+    default:
+      return;
   }
 }
 
+bool EioRelay::overNamespaceLimit(const sio::Packet& connect) {
+  if (std::find(requested_.begin(), requested_.end(), connect.nsp) != requested_.end()) {
+    return false;  // a second CONNECT: the server closes the connection for it
+  }
+  if (requested_.size() < eio_.max_namespaces) {
+    requested_.emplace_back(connect.nsp);
+    return false;
+  }
+  std::string reply = "4";
+  sio::appendConnectError(reply, eio_.client_eio3 ? sio::Version::V4 : sio::Version::V5,
+                          connect.nsp, "too many namespaces");
+  client().sendMessage(ws::Opcode::Text, reply);
+  return true;
+}
+
 bool EioRelay::admit(WsEndpoint& from, ws::Opcode opcode, evbuffer* payload) {
-  if (opcode == ws::Opcode::Text) track(viewOf(payload), from.side() == WsEndpoint::Side::Upstream);
+  if (failed_) return false;
   return from.side() == WsEndpoint::Side::Upstream ? admitFromUpstream(opcode, payload)
                                                    : admitFromClient(opcode, payload);
 }
 
 bool EioRelay::admitFromUpstream(ws::Opcode opcode, evbuffer* payload) {
   if (opcode == ws::Opcode::Binary) {
-    if (chain() != nullptr && to_client_.onBinary() != SioInspector::Verdict::Forward) return false;
+    if (!eio_.socketio) return true;
+    switch (to_client_.onBinary()) {
+      case SioInspector::Verdict::Invalid:
+        return parseError(true, to_client_.error());
+      case SioInspector::Verdict::Drop:
+        return false;
+      case SioInspector::Verdict::Forward:
+        break;
+    }
     if (eio_.client_eio3) evbuffer_prepend(payload, &kV3MessageType, 1);
     return true;
   }
@@ -125,10 +177,11 @@ bool EioRelay::admitFromUpstream(ws::Opcode opcode, evbuffer* payload) {
       if (text == "2") pong_deadline_->arm(eio_.ping_timeout);
       return true;
     case '4': {
-      if (chain() != nullptr &&
-          to_client_.onText(text.substr(1), *chain()) != SioInspector::Verdict::Forward) {
-        return false;
-      }
+      if (!eio_.socketio) return true;
+      SioInspector::Verdict verdict = to_client_.onText(text.substr(1), chain());
+      if (verdict == SioInspector::Verdict::Invalid) return parseError(true, to_client_.error());
+      track(to_client_.current(), true);
+      if (verdict == SioInspector::Verdict::Drop) return false;
       if (!eio_.client_eio3) return true;
       const std::string v4 = toSioV4(text.substr(1));
       if (!v4.empty()) replace(payload, "4" + v4);
@@ -141,22 +194,36 @@ bool EioRelay::admitFromUpstream(ws::Opcode opcode, evbuffer* payload) {
 
 bool EioRelay::admitFromClient(ws::Opcode opcode, evbuffer* payload) {
   if (opcode == ws::Opcode::Binary) {
+    if (!eio_.socketio) return true;
     if (eio_.client_eio3) {
       // v3: the packet type comes first; only messages (4) carry data.
       unsigned char type = 0;
-      if (evbuffer_remove(payload, &type, 1) != 1 || type != kV3MessageType) return false;
+      if (evbuffer_remove(payload, &type, 1) != 1 || type != kV3MessageType) {
+        return parseError(false, "binary packet is not a message");
+      }
     }
-    return chain() == nullptr || to_upstream_.onBinary() == SioInspector::Verdict::Forward;
+    switch (to_upstream_.onBinary()) {
+      case SioInspector::Verdict::Invalid:
+        return parseError(false, to_upstream_.error());
+      case SioInspector::Verdict::Drop:
+        return false;
+      case SioInspector::Verdict::Forward:
+        return true;
+    }
+    return false;
   }
   std::string_view text = viewOf(payload);
-  if (text.empty()) return true;
+  // engine.io-parser: an empty or unknown packet type is a parse error.
+  if (text.empty() || text[0] < '0' || text[0] > '6') {
+    return parseError(false, "unknown Engine.IO packet type");
+  }
   if (eio_.client_eio3) return adaptFromClientV3(text, payload);
   switch (text[0]) {
     case '3':
       if (text == "3") pong_deadline_->cancel();
       return true;
     case '4':
-      return inspectFromClient(text);
+      return !eio_.socketio || inspectFromClient(text);
     default:
       return true;
   }
@@ -177,17 +244,21 @@ bool EioRelay::adaptFromClientV3(std::string_view text, evbuffer* payload) {
   }
   if (text.size() < 2 || text[1] != '0') return inspectFromClient(text);
   // CONNECT: v4 puts the auth in the namespace's query; "/" is already connected.
-  const std::string v5 = connectToSioV5(text.substr(1));
-  if (v5.empty()) return false;
-  replace(payload, "4" + v5);
+  const std::optional<std::string> v5 = connectToSioV5(text.substr(1));
+  if (!v5) return parseError(false, "invalid CONNECT packet");
+  if (v5->empty()) return false;
+  replace(payload, "4" + *v5);
   return inspectFromClient(viewOf(payload));
 }
 
 // Hands a client's Socket.IO packet to the filters; a refusal is answered to the client here.
 bool EioRelay::inspectFromClient(std::string_view text) {
-  if (chain() == nullptr) return true;
-  if (to_upstream_.onText(text.substr(1), *chain()) == SioInspector::Verdict::Forward) {
-    return true;
+  SioInspector::Verdict verdict = to_upstream_.onText(text.substr(1), chain());
+  if (verdict == SioInspector::Verdict::Invalid) return parseError(false, to_upstream_.error());
+  const sio::Packet& packet = to_upstream_.current();
+  track(packet, false);
+  if (verdict == SioInspector::Verdict::Forward) {
+    return packet.type != sio::PacketType::Connect || !overNamespaceLimit(packet);
   }
   std::string reply = to_upstream_.takeReply();
   if (reply.empty()) return false;

@@ -29,7 +29,13 @@ struct EioRelayOptions {
   Duration ping_timeout{20000};
   SioInspector::ConnectCheck connect_check;  // filters' verdict on the client's CONNECT packets
   bool client_eio3 = false;                  // the client speaks Engine.IO v3 / Socket.IO v4
+  uint32_t max_namespaces = 8;
+  // false: a plain engine.io upstream (cluster protocol "engineio"): its messages are the app's,
+  // not Socket.IO packets; only the Engine.IO framing is checked.
+  bool socketio = true;               // joined or joining at once; then CONNECT_ERROR
   std::function<void(std::string_view name)> count_event;  // every EVENT, both ways (stats)
+  // A packet that does not decode (logged and counted by the owner); the relay then closes.
+  std::function<void(bool from_upstream, std::string_view why)> parse_error;
 };
 
 class EioRelay : public WsRelay {
@@ -52,11 +58,16 @@ class EioRelay : public WsRelay {
   bool admitFromUpstream(ws::Opcode opcode, evbuffer* payload);
   bool admitFromClient(ws::Opcode opcode, evbuffer* payload);
   bool inspectFromClient(std::string_view text);
+  // A client's CONNECT past max_namespaces: refused here, never forwarded.
+  bool overNamespaceLimit(const sio::Packet& connect);
   // A v3 client's text message: true forwards the (possibly rewritten) payload.
   bool adaptFromClientV3(std::string_view text, evbuffer* payload);
   void heartbeatFailed(const char* why);
+  // A packet that does not decode is never forwarded: both sides are closed, as a Socket.IO
+  // server closes a connection on a parse error.
+  bool parseError(bool from_upstream, std::string_view why);
   // Follows the joined namespaces and counts events, whatever the filters decide.
-  void track(std::string_view text, bool from_upstream);
+  void track(const sio::Packet& packet, bool from_upstream);
 
   EioRelayOptions eio_;
   SioInspector to_upstream_{filters::Direction::ToUpstream};
@@ -65,7 +76,9 @@ class EioRelay : public WsRelay {
   std::unique_ptr<Timer> pong_deadline_;
   std::unique_ptr<Timer> upstream_liveness_;  // the upstream must keep pinging
   bool open_seen_ = false;
+  bool failed_ = false;  // after a parse error nothing more is forwarded
   std::vector<std::string> namespaces_;  // acknowledged by the upstream's CONNECT
+  std::vector<std::string> requested_;   // asked for by the client, not left or refused
   sio::JsonReader json_;                 // event names with escapes
 };
 

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include <spdlog/spdlog.h>
+
 #include "filters/heartbeat.h"
 #include "proxy/upstream.h"
 #include "proxy/worker.h"
@@ -103,6 +105,15 @@ void EioServerApp::countFilterAction(std::string_view action) {
   if (const std::string* type = snapshot_->filterType(route_, chain_->acting())) {
     worker_.stats().countFilterAction(*type, action);
   }
+}
+
+void EioServerApp::noteParseError(bool from_upstream, std::string_view why) {
+  worker_.stats().countParseError(route_.path, from_upstream ? "upstream" : "client");
+  if (parse_error_logged_) return;
+  parse_error_logged_ = true;
+  spdlog::info("{}: route {}: {} sent a Socket.IO packet that does not decode ({}); not forwarded, "
+               "session closed",
+               client_ip_, route_.path, from_upstream ? "the upstream" : "the client", why);
 }
 
 bool EioServerApp::describe(ConnectionInfo& out) {

@@ -62,6 +62,9 @@ class EioServerApp : public Deletable, public EioApp, public filters::FilterCall
   // type; the session's end, with the client's messages each way (once, if it opened).
   void countFilterAction(std::string_view action);
   void countClosed();
+  // A Socket.IO packet that did not decode: counted by route, logged once for this session.
+  // The caller closes the session; nothing of the packet was forwarded.
+  void noteParseError(bool from_upstream, std::string_view why);
   // One GET /connections entry while the session is open.
   bool describe(ConnectionInfo& out);
 
@@ -86,6 +89,7 @@ class EioServerApp : public Deletable, public EioApp, public filters::FilterCall
  private:
   Admitted admitted_;
   bool counted_closed_ = false;
+  bool parse_error_logged_ = false;
 };
 
 }  // namespace wsb::proxy

@@ -199,6 +199,15 @@ void Session::countFilterAction(std::string_view action) {
   }
 }
 
+void Session::noteParseError(bool from_upstream, std::string_view why) {
+  worker_.stats().countParseError(route_->path, from_upstream ? "upstream" : "client");
+  if (parse_error_logged_) return;
+  parse_error_logged_ = true;
+  spdlog::info("{}: route {}: {} sent a Socket.IO packet that does not decode ({}); not forwarded, "
+               "connection closed",
+               client_ip_, route_->path, from_upstream ? "the upstream" : "the client", why);
+}
+
 void Session::finish() {
   if (state_ == State::Done) return;
   if (state_ == State::Bridging || reconnecting_) {
@@ -369,7 +378,9 @@ bool Session::checkSocketIoRequest() {
   }
   if (wanted == config::Transport::WebSocket && !upgrade) return fail(err::kBadRequest);
   if (wanted == config::Transport::Polling && upgrade) return fail(err::kBadRequest);
-  if (eio_version == "3" && route_->allow_eio3 && !has_sid) {
+  const ClusterRuntime* cluster = snapshot_->cluster(route_->cluster);
+  const bool engineio = cluster != nullptr && cluster->config->protocol == config::Protocol::EngineIO;
+  if (eio_version == "3" && route_->allow_eio3 && !has_sid && !engineio) {
     client_eio3_ = true;  // websocket from the start (polling went to the v3 adapter)
   } else if (!has_sid && eio_version != "4") {
     return fail(err::kUnsupportedProtocolVersion);
@@ -399,10 +410,12 @@ void Session::pickEndpoints() {
     respond(http::errorResponse(502, jsonError("no upstream available", "cluster", route_->cluster)));
     return;
   }
-  if (route_->downstream == config::Protocol::WebSocket &&
-      cluster_->config->protocol == config::Protocol::SocketIO) {
+  const config::Protocol upstream = cluster_->config->protocol;
+  if (route_->downstream == config::Protocol::WebSocket && upstream == config::Protocol::SocketIO) {
     mode_ = Mode::TranslateUp;
-  } else if (route_->downstream != cluster_->config->protocol) {
+  } else if (route_->downstream != upstream &&
+             !(route_->downstream == config::Protocol::SocketIO &&
+               upstream == config::Protocol::EngineIO)) {
     respondError(501, "bridge not implemented for this route");
     return;
   }
@@ -796,8 +809,13 @@ void Session::onUpstreamUpgraded(const std::string& protocol) {
     eio.ping_interval = route_->ping_interval;
     eio.ping_timeout = route_->ping_timeout;
     eio.client_eio3 = client_eio3_;
+    eio.max_namespaces = route_->max_namespaces;
+    eio.socketio = cluster_->config->protocol == config::Protocol::SocketIO;
     eio.count_event = [&stats = worker_.stats(), &route = route_->path](std::string_view name) {
       stats.countEvent(route, name);
+    };
+    eio.parse_error = [this](bool from_upstream, std::string_view why) {
+      noteParseError(from_upstream, why);
     };
     if (chain_) {
       eio.connect_check = [this](std::string_view, std::string_view auth) {
@@ -861,6 +879,7 @@ void Session::startTranslateUp(bufferevent* upstream, const WsEndpointOptions& o
   translate.reconnect = route_->reconnect;
   TranslateUp::Callbacks callbacks;
   callbacks.reconnect = [this] { reconnectUpstream(); };
+  callbacks.parse_error = [this](std::string_view why) { noteParseError(true, why); };
   callbacks.ready = [this] {
     timer_->cancel();
     state_ = State::Bridging;
@@ -1024,16 +1043,21 @@ std::string refusalFromProbe(std::string_view packet) {
 }  // namespace
 
 std::string Session::filterPayload(std::string_view body, filters::Direction direction) {
+  const bool to_upstream = direction == filters::Direction::ToUpstream;
+  // What a payload that does not decode becomes: the Engine.IO close packet, so the server's
+  // session (a POST) or the client's (a GET) ends as a server ends it on a parse error.
+  constexpr std::string_view kClose = "1";
   std::vector<eio::Packet> packets;
   std::string storage;
   if (eio::decodePayload(eio::Version::V4, eio::PayloadFormat::Text, body, SIZE_MAX, packets,
                          storage) != eio::DecodeError::None) {
-    return std::string(body);  // the receiver judges what it cannot parse
+    noteParseError(!to_upstream, "invalid Engine.IO payload");
+    return std::string(kClose);
   }
-  bool to_upstream = direction == filters::Direction::ToUpstream;
+  if (cluster_->config->protocol != config::Protocol::SocketIO) return std::string(body);
   SioInspector inspector(direction);
-  std::optional<std::string> refused_nsp;
-  if (to_upstream) {
+  inspector.setLooseAttachments();  // a packet's attachments may come in the next request
+  if (to_upstream && chain_) {
     inspector.setConnectCheck([this](std::string_view, std::string_view auth) {
       return checkConnect(auth);
     });
@@ -1042,9 +1066,14 @@ std::string Session::filterPayload(std::string_view body, filters::Direction dir
   std::vector<std::string> made;  // storage for rewritten packets
   made.reserve(packets.size());
   bool changed = false;
+  // Each request is judged on its own: one POST may not ask for more than max_namespaces.
+  std::vector<std::string_view> connects;
   for (const auto& packet : packets) {
-    bool keep = true;
-    if (packet.type == eio::PacketType::Message && !packet.binary && !to_upstream) {
+    if (packet.type != eio::PacketType::Message) {
+      kept.push_back(packet);
+      continue;
+    }
+    if (!packet.binary && !to_upstream) {
       std::string error = refusalFromProbe(packet.data);
       if (!error.empty()) {
         made.push_back(std::move(error));
@@ -1053,15 +1082,31 @@ std::string Session::filterPayload(std::string_view body, filters::Direction dir
         continue;
       }
     }
-    if (packet.type == eio::PacketType::Message) {
-      keep = packet.binary ? inspector.onBinary() == SioInspector::Verdict::Forward
-                           : inspector.onText(packet.data, *chain_) == SioInspector::Verdict::Forward;
+    SioInspector::Verdict verdict = packet.binary ? inspector.onBinary()
+                                                  : inspector.onText(packet.data, chain_.get());
+    const sio::Packet& decoded = inspector.current();
+    if (verdict == SioInspector::Verdict::Forward && to_upstream && !packet.binary &&
+        decoded.type == sio::PacketType::Connect &&
+        std::find(connects.begin(), connects.end(), decoded.nsp) == connects.end()) {
+      if (connects.size() >= route_->max_namespaces) {
+        made.push_back(refusalProbe(decoded.nsp, "too many namespaces"));
+        kept.push_back({eio::PacketType::Message, false, made.back()});
+        changed = true;
+        continue;
+      }
+      connects.push_back(decoded.nsp);
     }
-    if (keep) {
+    if (verdict == SioInspector::Verdict::Forward) {
       kept.push_back(packet);
       continue;
     }
     changed = true;
+    if (verdict == SioInspector::Verdict::Invalid) {
+      // Nothing from here on is forwarded; what came before was judged already.
+      noteParseError(!to_upstream, inspector.error());
+      kept.push_back({eio::PacketType::Close, false, {}});
+      break;
+    }
     std::string reply = inspector.takeReply();
     if (!reply.empty()) {
       // A refused CONNECT: the probe wakes the client's held GET with the refusal.
@@ -1087,7 +1132,7 @@ void Session::sendPollingRequest() {
   const Endpoint& ep = cluster_->endpoints[endpoint_];
   std::string body = req.body;
   if (req.method == "POST") countPayloadEvents(body, worker_.stats().events(route_->path));
-  if (chain_ && req.method == "POST" && !body.empty()) {
+  if (req.method == "POST" && !body.empty()) {
     body = filterPayload(body, filters::Direction::ToUpstream);
   }
   http::Headers headers;
@@ -1143,7 +1188,7 @@ void Session::handlePollingResponse() {
       }
     } else if (!client_sid_.empty()) {
       countPayloadEvents(body, worker_.stats().events(route_->path));
-      if (chain_) body = filterPayload(body, filters::Direction::ToClient);
+      body = filterPayload(body, filters::Direction::ToClient);
       for (std::string& notice : takeNotices(client_sid_)) {
         body += '\x1e';
         body += notice;  // already an Engine.IO message packet

@@ -104,6 +104,8 @@ class Session : public Deletable, public filters::FilterCallbacks {
   void countOpened();
   // Counts a filter decision under the acting filter's type.
   void countFilterAction(std::string_view action);
+  // A Socket.IO packet that did not decode: logged once for this connection, counted by route.
+  void noteParseError(bool from_upstream, std::string_view why);
 
   Worker& worker_;
   SnapshotPtr snapshot_;
@@ -144,6 +146,7 @@ class Session : public Deletable, public filters::FilterCallbacks {
   int http_status_ = 0;            // when the session ended with an HTTP answer
   uint32_t requests_served_ = 0;   // keep-alive requests already answered
   bool in_connect_check_ = false;  // reject() now refuses a CONNECT packet
+  bool parse_error_logged_ = false;
   std::optional<std::string> connect_refusal_;
 
   std::unique_ptr<Bridge> bridge_;

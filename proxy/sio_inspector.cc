@@ -5,14 +5,18 @@
 
 namespace wsb::proxy {
 
-SioInspector::Verdict SioInspector::onText(std::string_view packet, filters::FilterChain& chain) {
+SioInspector::Verdict SioInspector::onText(std::string_view packet, filters::FilterChain* chain) {
+  if (attachments_left_ > 0 && !loose_attachments_) {
+    error_ = sio::DecodeError::UnexpectedText;
+    return Verdict::Invalid;
+  }
   sio::DecodeOptions options;
   options.version = version_;
-  if (sio::decodePacket(packet, &current_, options) != sio::DecodeError::None) {
-    return Verdict::Forward;
-  }
+  error_ = sio::decodePacket(packet, &current_, options);
+  if (error_ != sio::DecodeError::None) return Verdict::Invalid;
   attachments_left_ = sio::isBinary(current_.type) ? current_.attachments : 0;
   dropping_attachments_ = false;
+  if (chain == nullptr) return Verdict::Forward;
   if (current_.type == sio::PacketType::Connect && connect_check_) {
     if (auto refusal = connect_check_(current_.nsp, current_.data)) {
       reply_.clear();
@@ -31,7 +35,10 @@ SioInspector::Verdict SioInspector::onText(std::string_view packet, filters::Fil
   event.nsp = current_.nsp;
   if (is_event) {
     auto name = sio::eventName(current_, reader_);
-    if (!name) return Verdict::Forward;
+    if (!name) {  // decodePacket vouched for it; never let a name the filters cannot see pass
+      error_ = sio::DecodeError::InvalidPayload;
+      return Verdict::Invalid;
+    }
     event.name = *name;
   }
   event.ack = current_.id;
@@ -43,13 +50,17 @@ SioInspector::Verdict SioInspector::onText(std::string_view packet, filters::Fil
     args_.back() = ']';
     return args_;
   };
-  if (chain.onEvent(event) == filters::Status::Continue) return Verdict::Forward;
+  if (chain->onEvent(event) == filters::Status::Continue) return Verdict::Forward;
   dropping_attachments_ = attachments_left_ > 0;
   return Verdict::Drop;
 }
 
 SioInspector::Verdict SioInspector::onBinary() {
-  if (attachments_left_ == 0) return Verdict::Forward;
+  if (attachments_left_ == 0) {
+    if (loose_attachments_) return Verdict::Forward;
+    error_ = sio::DecodeError::UnexpectedBinary;
+    return Verdict::Invalid;
+  }
   --attachments_left_;
   return dropping_attachments_ ? Verdict::Drop : Verdict::Forward;
 }
@@ -126,14 +137,15 @@ std::string toSioV4(std::string_view packet) {
   return out;
 }
 
-std::string connectToSioV5(std::string_view packet) {
+std::optional<std::string> connectToSioV5(std::string_view packet) {
   sio::Packet connect;
-  if (sio::decodePacket(packet, &connect, {sio::Version::V4}) != sio::DecodeError::None) {
-    return std::string(packet);
+  if (sio::decodePacket(packet, &connect, {sio::Version::V4}) != sio::DecodeError::None ||
+      connect.type != sio::PacketType::Connect) {
+    return std::nullopt;
   }
   std::string_view nsp, query;
   sio::splitNamespace(connect.nsp, &nsp, &query);
-  if (nsp == "/") return {};
+  if (nsp == "/") return std::string();
   std::string auth;
   if (!query.empty()) sio::appendQueryAsJson(auth, query);
   std::string out;

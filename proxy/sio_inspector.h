@@ -19,13 +19,24 @@ class SioInspector {
   explicit SioInspector(filters::Direction direction, sio::Version version = sio::Version::V5)
       : direction_(direction), version_(version) {}
 
-  enum class Verdict { Forward, Drop };
+  enum class Verdict {
+    Forward,
+    Drop,     // a filter refused it (and answered through its callbacks)
+    Invalid,  // it does not decode: never forward it; close the connection ("parse error")
+  };
 
-  // `packet` is the Engine.IO message data (the Socket.IO packet text). Packets that do not
-  // decode are forwarded: the receiver applies its own rules (pass-through stays transparent).
-  Verdict onText(std::string_view packet, filters::FilterChain& chain);
+  // `packet` is the Engine.IO message data (the Socket.IO packet text), decoded with
+  // socket.io-parser's rules, stricter where those are lenient by accident (sio::decodePacket):
+  // what wsbridge lets through means to the server what it meant to the filters. `chain` may be
+  // null: the packet is still checked.
+  Verdict onText(std::string_view packet, filters::FilterChain* chain);
   // A binary Engine.IO message: an attachment of the last BINARY_* packet, dropped with it.
+  // Invalid when no attachment is pending, unless the transport can split a packet from its
+  // attachments (polling: each request is inspected on its own), see setLooseAttachments.
   Verdict onBinary();
+  void setLooseAttachments() { loose_attachments_ = true; }
+  // After Invalid: socket.io-parser's words for what was wrong, for the log.
+  const char* error() const { return sio::describe(error_); }
 
   // Set during onText for the packet being judged: what filters need to answer it.
   const sio::Packet& current() const { return current_; }
@@ -47,6 +58,8 @@ class SioInspector {
   std::string reply_;
   uint32_t attachments_left_ = 0;
   bool dropping_attachments_ = false;
+  bool loose_attachments_ = false;
+  sio::DecodeError error_ = sio::DecodeError::None;
 };
 
 // Counts `packet` (Engine.IO message data) under its event name when it is a Socket.IO EVENT or
@@ -66,8 +79,8 @@ std::string renderAckMessage(std::string_view nsp, uint64_t id, std::string_view
 // sid, `4[/nsp,]"message"`. Other packets are identical in v4 and v5 and come back empty.
 std::string toSioV4(std::string_view packet);
 // A v4 client's CONNECT (`0/admin?token=1,`) as a v5 server expects it (`0/admin,{"token":"1"}`).
-// Empty for the default namespace, which v4 connects implicitly; unchanged when it does not
-// decode (the receiver rejects it).
-std::string connectToSioV5(std::string_view packet);
+// Empty for the default namespace, which v4 connects implicitly; nullopt when it does not
+// decode as a v4 CONNECT (the connection is to be closed, as for any packet that does not decode).
+std::optional<std::string> connectToSioV5(std::string_view packet);
 
 }  // namespace wsb::proxy

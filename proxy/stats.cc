@@ -87,6 +87,7 @@ void StatsTotals::merge(const StatsTotals& o) {
   for (const auto& [k, h] : o.connect_latency) connect_latency[k].add(h);
   addCounts(filter_actions, o.filter_actions);
   addCounts(events, o.events);
+  addCounts(parse_errors, o.parse_errors);
   relay_latency.add(o.relay_latency);
   for (const auto& [k, h] : o.health) health[k] = h;
 }
@@ -140,6 +141,7 @@ void StatsTotals::add(const WorkerStats& worker) {
   };
   worker.connect_failures_.forEach(sum_into(connect_failures));
   worker.filter_actions_.forEach(sum_into(filter_actions));
+  worker.parse_errors_.forEach(sum_into(parse_errors));
   worker.events_.forEach([this](const std::string& route, const RouteEvents& names) {
     names.names_.forEach([&](const std::string& name, const std::atomic<uint64_t>& n) {
       events[{route, name}] += n.load(relaxed);
@@ -269,6 +271,13 @@ std::string renderPrometheus(const StatsTotals& totals) {
   for (const auto& [status, n] : totals.refused) {
     std::string s = std::to_string(status);
     w.sample({{"status", s}}, n);
+  }
+
+  w.family("wsbridge_socketio_parse_errors_total", "counter",
+           "Socket.IO / Engine.IO packets that did not decode (never forwarded; the connection "
+           "was closed), by route and sender.");
+  for (const auto& [key, n] : totals.parse_errors) {
+    w.sample({{"route", key.first}, {"from", key.second}}, n);
   }
 
   w.family("wsbridge_messages_total", "counter",

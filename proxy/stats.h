@@ -138,6 +138,11 @@ class WorkerStats {
   // reference stays valid, so a session resolves it once.
   RouteEvents& events(const std::string& route) { return events_.at(route); }
   void countEvent(const std::string& route, std::string_view name) { events(route).count(name); }
+  // A Socket.IO / Engine.IO packet that did not decode (the connection was closed), by route and
+  // by who sent it ("client" | "upstream").
+  void countParseError(const std::string& route, std::string_view from) {
+    bump(parse_errors_.at({route, std::string(from)}));
+  }
   // Time from reading a batch of frames to having written what they became to the other side.
   Histogram& relayLatency() { return relay_latency_; }
 
@@ -151,6 +156,7 @@ class WorkerStats {
   LabelTable<std::pair<std::string, std::string>, Histogram> connect_latency_;
   LabelTable<std::pair<std::string, std::string>> filter_actions_;  // (filter, action)
   LabelTable<std::string, RouteEvents> events_;                     // by route
+  LabelTable<std::pair<std::string, std::string>> parse_errors_;    // (route, from)
   Histogram relay_latency_;
 };
 
@@ -199,6 +205,7 @@ struct StatsTotals {
   std::map<Pair, HistogramTotals> connect_latency;  // (cluster, endpoint)
   std::map<Pair, uint64_t> filter_actions;          // (filter, action)
   std::map<Pair, uint64_t> events;                  // (route, event name)
+  std::map<Pair, uint64_t> parse_errors;            // (route, from)
   HistogramTotals relay_latency;
   // (cluster, endpoint) -> probe result; filled by the admin listener, not by workers.
   std::map<Pair, EndpointHealth> health;

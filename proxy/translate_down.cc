@@ -169,7 +169,7 @@ class TranslateDownSession final : public EioServerApp, public WsEndpointOwner {
         case sio::Reassembler::Status::NeedAttachment:
           return;
         case sio::Reassembler::Status::Error:
-          invalid("unexpected binary message");
+          parseError("unexpected binary message");
           return;
       }
       return;
@@ -177,7 +177,7 @@ class TranslateDownSession final : public EioServerApp, public WsEndpointOwner {
     sio::Packet packet;
     sio::DecodeError error = sio::decodePacket(data, &packet, {sio_version_});
     if (error != sio::DecodeError::None) {
-      invalid(sio::describe(error));
+      parseError(sio::describe(error));
       return;
     }
     switch (reassembler_.addPacket(packet)) {
@@ -187,7 +187,7 @@ class TranslateDownSession final : public EioServerApp, public WsEndpointOwner {
       case sio::Reassembler::Status::NeedAttachment:
         return;
       case sio::Reassembler::Status::Error:
-        invalid(sio::describe(reassembler_.error()));
+        parseError(sio::describe(reassembler_.error()));
         return;
     }
   }
@@ -360,6 +360,11 @@ class TranslateDownSession final : public EioServerApp, public WsEndpointOwner {
   }
 
   // A Socket.IO protocol violation: the ref server closes the whole connection.
+  void parseError(std::string_view why) {
+    noteParseError(false, why);
+    invalid(why);
+  }
+
   void invalid(std::string_view why) {
     spdlog::debug("translate down {}: invalid packet from the client: {}", eio_->sid(), why);
     closeSession(ws::close_code::kProtocolError, why);
@@ -508,6 +513,21 @@ class TranslateDownSession final : public EioServerApp, public WsEndpointOwner {
   }
 
   void join(std::string nsp, std::string_view auth_json) {
+    size_t open = std::count_if(links_.begin(), links_.end(), [](const auto& l) {
+      return !l->closing;
+    });
+    if (open >= route_.max_namespaces) {
+      // Nothing is opened upstream: one request must not fan out into connections.
+      if (!too_many_logged_) {
+        too_many_logged_ = true;
+        spdlog::info("{}: translate down: namespace {} refused: over max_namespaces ({})",
+                     client_ip_, nsp, route_.max_namespaces);
+      }
+      std::string packet;
+      sio::appendConnectError(packet, sio_version_, nsp, "too many namespaces");
+      eio_->send(packet);
+      return;
+    }
     auto link = std::make_unique<NamespaceLink>();
     link->nsp = nsp;
     NamespaceLink* l = link.get();
@@ -675,6 +695,7 @@ class TranslateDownSession final : public EioServerApp, public WsEndpointOwner {
   sio::JsonReader reader_;
   sio::Reassembler reassembler_;
   bool eio_finished_ = false;
+  bool too_many_logged_ = false;  // max_namespaces refusals are logged once per session
 };
 
 // ---- the HTTP front ----------------------------------------------------------------------------
@@ -864,7 +885,13 @@ class EioConnection final : public Deletable {
     }
     const ClusterRuntime* cluster = snapshot_->cluster(route_.cluster);
     const bool passthrough =
-        cluster != nullptr && cluster->config->protocol == config::Protocol::SocketIO;
+        cluster != nullptr && cluster->config->protocol != config::Protocol::WebSocket;
+    if (passthrough && cluster->config->protocol == config::Protocol::EngineIO) {
+      // The v3 adapter speaks Socket.IO to the upstream; a plain engine.io server has none.
+      respond(eioErrorResponse(eio::server_error::kUnsupportedProtocolVersion, eio.upgrade, false),
+              false);
+      return;
+    }
     if (passthrough && eio.version != eio::Version::V3) {
       // Only v3 clients of a pass-through route are served here (see Session).
       respond(eioErrorResponse(eio::server_error::kUnsupportedProtocolVersion, eio.upgrade, false),

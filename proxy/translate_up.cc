@@ -98,12 +98,13 @@ void TranslateUp::onUpstreamText(std::string_view text) {
       sio::Packet packet;
       sio::DecodeError error = sio::decodePacket(text.substr(1), &packet);
       if (error != sio::DecodeError::None) {
-        spdlog::debug("translate up: bad packet from upstream: {}", sio::describe(error));
+        if (callbacks_.parse_error) callbacks_.parse_error(sio::describe(error));
         fail("invalid Socket.IO packet from the upstream");
         return;
       }
       if (sio::isBinary(packet.type)) {
         if (reassembler_.addPacket(packet) == sio::Reassembler::Status::Error) {
+          if (callbacks_.parse_error) callbacks_.parse_error(sio::describe(reassembler_.error()));
           fail("invalid binary packet from the upstream");
         }
         return;
@@ -338,6 +339,7 @@ void TranslateUp::onWsMessage(WsEndpoint& from, ws::Opcode opcode, evbuffer* pay
         case sio::Reassembler::Status::NeedAttachment:
           break;
         case sio::Reassembler::Status::Error:
+          if (callbacks_.parse_error) callbacks_.parse_error(sio::describe(reassembler_.error()));
           fail("unexpected binary message from the upstream");
           break;
       }

@@ -47,6 +47,8 @@ class TranslateUp : public Bridge, public WsEndpointOwner {
     // With reconnect: open a new upstream connection; upstreamReconnected() or
     // reconnectFailed() follows.
     std::function<void()> reconnect;
+    // The upstream sent a packet that does not decode (the connection is then closed).
+    std::function<void(std::string_view why)> parse_error;
   };
 
   TranslateUp(Dispatcher& dispatcher, MaskSource& masks, bufferevent* upstream,

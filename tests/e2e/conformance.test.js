@@ -47,7 +47,18 @@ async function startPassthrough() {
   // E2E_DIRECT=1 runs the cases against the reference server itself: the suite checks itself.
   if (h.direct) return {mode: 'passthrough', port: server.port, server};
   const port = await h.freePort();
-  await h.startWsbridge(sio.sioConfig({port, endpoints: [server.port]}));
+  // /engine.io/ is the suite's plain engine.io server: its messages are not Socket.IO packets.
+  await h.startWsbridge(sio.sioConfig({port, endpoints: [server.port], extra: `
+[[route]]
+path = "/engine.io/"
+downstream = "socketio"
+cluster = "eio"
+
+[cluster.eio]
+protocol = "engineio"
+endpoints = ["127.0.0.1:${server.port}"]
+connect_timeout = "1s"
+`}));
   return {mode: 'passthrough', port, server};
 }
 

@@ -277,16 +277,26 @@ function defer(fn) {
 // ---------------------------------------------------------------------------------------------
 // Ports, files, processes
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const {port} = srv.address();
-      srv.close(() => resolve(port));
+// A port nothing listens on now. The kernel may hand the same port out again at once, so two
+// calls in a row (a listener and an admin port) could collide: a port is never returned twice
+// by one process.
+const handedOut = new Set();
+async function freePort() {
+  for (;;) {
+    const port = await new Promise((resolve, reject) => {
+      const srv = net.createServer();
+      srv.unref();
+      srv.on('error', reject);
+      srv.listen(0, '127.0.0.1', () => {
+        const {port: p} = srv.address();
+        srv.close(() => resolve(p));
+      });
     });
-  });
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
 }
 
 function tmpDir(prefix = 'wsb-e2e-') {
