@@ -554,7 +554,7 @@ filters::Attributes& Session::attributes() {
 
 void Session::appendForwardedHeaders(http::Headers& headers) {
   for (auto& h : forwardedHeaders(request_parser_->request(), client_ip_, listener_.tls != nullptr,
-                                  upstream_headers_)) {
+                                  upstream_headers_, snapshot_->ownedHeadersOf(*route_))) {
     headers.push_back(std::move(h));
   }
 }

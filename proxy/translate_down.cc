@@ -519,7 +519,8 @@ class TranslateDownSession final : public EioServerApp, public WsEndpointOwner {
     l->connector = std::make_unique<UpstreamConnector>(
         worker_, *cluster_, endpointOrder(worker_, route_, *cluster_, client_ip_, attributes_),
         upstreamTarget(nsp, auth_json),
-        forwardedHeaders(handshake_request_, client_ip_, listener_.tls != nullptr, upstream_headers_),
+        forwardedHeaders(handshake_request_, client_ip_, listener_.tls != nullptr, upstream_headers_,
+                         snapshot_->ownedHeadersOf(route_)),
         [this, l](bufferevent* bev, size_t endpoint, std::string error) {
           const int refused = l->connector->refusedStatus();
           worker_.dispatcher().deferDelete(std::move(l->connector));
