@@ -312,7 +312,8 @@ void Session::handleRequest() {
 void Session::eioError(int code, int status, std::string_view message) {
   eio::ServerError error{code, status, message};
   spdlog::debug("{}:{}: {} {} -> {} {}", client_ip_, client_port_,
-                request_parser_->request().method, request_parser_->request().target, status, message);
+                request_parser_->request().method,
+                http::redactTarget(request_parser_->request().target), status, message);
   respond(http::errorResponse(status, eio::errorBody(error)));
 }
 

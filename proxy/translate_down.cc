@@ -527,8 +527,8 @@ class TranslateDownSession final : public EioServerApp, public WsEndpointOwner {
           if (bev == nullptr) {
             // The client hears what a Socket.IO server would say; the log keeps the details
             // (the upstream's address is none of the client's business).
-            spdlog::info("{}: translate down: namespace {}: upstream {}", client_ip_, l->nsp,
-                         error);
+            spdlog::info("{}: translate down: namespace {}: upstream {}", client_ip_,
+                         http::redactTarget(l->nsp), error);
             refuse(*l, refused == 404 ? "Invalid namespace" : "upstream unavailable");
             return;
           }
@@ -546,7 +546,8 @@ class TranslateDownSession final : public EioServerApp, public WsEndpointOwner {
   }
 
   void refuse(NamespaceLink& link, std::string message) {
-    spdlog::info("{}: translate down: namespace {} refused: {}", client_ip_, link.nsp, message);
+    spdlog::info("{}: translate down: namespace {} refused: {}", client_ip_,
+                 http::redactTarget(link.nsp), message);
     std::string packet;
     sio::appendConnectError(packet, sio_version_, link.nsp, message);
     eio_->send(packet);
@@ -840,8 +841,8 @@ class EioConnection final : public Deletable {
     }
     EioRequest eio = checkEioRequest(req, route_.transports, route_.allow_eio3);
     if (eio.error != nullptr) {
-      spdlog::debug("{}:{}: {} {} -> {} {}", client_ip_, client_port_, req.method, req.target,
-                    eio.error->code, eio.error->message);
+      spdlog::debug("{}:{}: {} {} -> {} {}", client_ip_, client_port_, req.method,
+                    http::redactTarget(req.target), eio.error->code, eio.error->message);
       respond(eioErrorResponse(*eio.error, eio.upgrade, keep_alive, cors),
               keep_alive && !eio.upgrade);
       return;
