@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <charconv>
 #include <climits>
 
@@ -765,6 +766,44 @@ std::string jsonEscape(std::string_view text) {
         } else {
           out += c;
         }
+    }
+  }
+  return out;
+}
+
+std::string redactTarget(std::string_view target) {
+  size_t mark = target.find('?');
+  std::string out(target.substr(0, mark));
+  if (mark == std::string_view::npos) return out;
+  static constexpr std::string_view kPlain[] = {"EIO", "transport", "t", "b64", "j"};
+  constexpr size_t kMaxName = 32;
+  auto plainName = [](std::string_view name) {
+    return !name.empty() && name.size() <= kMaxName &&
+           std::all_of(name.begin(), name.end(), [](char c) {
+             return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' ||
+                    c == '.' || c == '[' || c == ']';
+           });
+  };
+  out += '?';
+  std::string_view rest = target.substr(mark + 1);
+  for (bool first = true; !rest.empty() || first; first = false) {
+    size_t amp = rest.find('&');
+    std::string_view param = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+    if (!first) out += '&';
+    size_t eq = param.find('=');
+    std::string_view name = param.substr(0, eq);
+    if (eq == std::string_view::npos || !plainName(name)) {
+      if (!param.empty()) out += "<redacted>";
+      continue;
+    }
+    out.append(name);
+    bool plain = std::find(std::begin(kPlain), std::end(kPlain), name) != std::end(kPlain);
+    out += '=';
+    if (plain && plainName(param.substr(eq + 1))) {
+      out.append(param.substr(eq + 1));
+    } else {
+      out += "<redacted>";
     }
   }
   return out;

@@ -146,4 +146,11 @@ bool base64Decode(std::string_view text, std::string* out);
 std::string percentDecode(std::string_view text);
 std::string jsonEscape(std::string_view text);  // the inside of a JSON string literal
 
+// A request target (or anything shaped "path?query") fit for a log line: the path, and each
+// query parameter's value replaced by "<redacted>" ("/ws?token=x&v=1" -> "/ws?token=<redacted>&
+// v=<redacted>"), since credentials travel there (auth.jwt query:NAME, Engine.IO sid). Only
+// Engine.IO's own EIO, transport, t, b64 and j keep their values; a parameter without '=' or
+// whose name does not look like one (long, odd characters: a token as the name) goes whole.
+std::string redactTarget(std::string_view target);
+
 }  // namespace wsb::http

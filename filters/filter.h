@@ -161,6 +161,10 @@ class FilterFactory {
  public:
   virtual ~FilterFactory() = default;
   virtual std::unique_ptr<Filter> create(FilterCallbacks& callbacks) const = 0;
+  // Request headers whose upstream value only this filter may set (auth.jwt forward_claims).
+  // The proxy strips the client's own from every upstream request of the route, whether or not
+  // the filter sets them on that connection: a client must never be able to supply them.
+  virtual std::vector<std::string> ownedUpstreamHeaders() const { return {}; }
 };
 
 using FactoryPtr = std::shared_ptr<const FilterFactory>;

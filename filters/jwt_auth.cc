@@ -330,6 +330,11 @@ class JwtAuthFactory final : public FilterFactory {
   std::unique_ptr<Filter> create(FilterCallbacks& callbacks) const override {
     return std::make_unique<JwtAuthFilter>(shared_, callbacks);
   }
+  std::vector<std::string> ownedUpstreamHeaders() const override {
+    std::vector<std::string> names;
+    for (const auto& [header, claim] : shared_->settings.forward_claims) names.push_back(header);
+    return names;
+  }
 
  private:
   std::shared_ptr<JwtAuthShared> shared_;

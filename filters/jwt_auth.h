@@ -28,6 +28,8 @@
 // Socket.IO client, which receives it as CONNECT_ERROR). Attributes: "jwt.<claim>" for each
 // top-level string, number or boolean claim. `forward_claims = { "x-user-id" = "sub" }` adds
 // the header when the claim is there; a claim value with control characters fails the token.
+// A client's own header of a forwarded name never reaches the upstream, claim or not
+// (FilterFactory::ownedUpstreamHeaders).
 // With a JWKS or PEM file, a token whose kid is unknown makes the file be read again (at most
 // every 10 s), so rotated keys are picked up.
 #pragma once

@@ -167,8 +167,9 @@ std::string renderConfigJson(const config::Config& c) {
            ",\"binary_event\":" + str(r.binary_event) + ",\"text_event\":" + str(r.text_event) +
            ",\"upstream_auth\":{";
     bool first = true;
+    // Every value: a template ("{query.token}") or a static credential, whatever its key.
     for (const auto& [k, v] : r.upstream_auth) {
-      out += std::string(first ? "" : ",") + str(k) + ":" + (isSecretKey(k) ? secret(v) : str(v));
+      out += std::string(first ? "" : ",") + str(k) + ":" + secret(v);
       first = false;
     }
     out += "},\"reconnect\":" + boolean(r.reconnect.enabled) +

@@ -194,7 +194,7 @@ class Eio3Passthrough final : public EioServerApp, public WsEndpointOwner {
         worker_, *cluster_,
         endpointOrder(worker_, route_, *cluster_, client_ip_, attributes_), std::move(target),
         forwardedHeaders(handshake_request_, client_ip_, listener_.tls != nullptr,
-                         upstream_headers_),
+                         upstream_headers_, snapshot_->ownedHeadersOf(route_)),
         [this](bufferevent* bev, size_t endpoint, std::string error) {
           worker_.dispatcher().deferDelete(std::move(connector_));
           if (bev == nullptr) {

@@ -321,7 +321,8 @@ void Session::handleRequest() {
 void Session::eioError(int code, int status, std::string_view message) {
   eio::ServerError error{code, status, message};
   spdlog::debug("{}:{}: {} {} -> {} {}", client_ip_, client_port_,
-                request_parser_->request().method, request_parser_->request().target, status, message);
+                request_parser_->request().method,
+                http::redactTarget(request_parser_->request().target), status, message);
   respond(http::errorResponse(status, eio::errorBody(error)));
 }
 
@@ -567,7 +568,7 @@ filters::Attributes& Session::attributes() {
 
 void Session::appendForwardedHeaders(http::Headers& headers) {
   for (auto& h : forwardedHeaders(request_parser_->request(), client_ip_, listener_.tls != nullptr,
-                                  upstream_headers_)) {
+                                  upstream_headers_, snapshot_->ownedHeadersOf(*route_))) {
     headers.push_back(std::move(h));
   }
 }

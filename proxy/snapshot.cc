@@ -106,6 +106,11 @@ std::shared_ptr<const Snapshot> Snapshot::build(config::ConfigPtr config,
       if (listener.config->name != route.listener) continue;
       listener.handshake_timeout = std::max(listener.handshake_timeout, handshakeTimeoutOf(chain));
     }
+    std::vector<std::string> owned;
+    for (const auto& factory : chain) {
+      for (auto& name : factory->ownedUpstreamHeaders()) owned.push_back(std::move(name));
+    }
+    snap->route_owned_headers_.push_back(std::move(owned));
     snap->route_filters_.push_back(std::move(chain));
   }
   for (ListenerRuntime& listener : snap->listeners_) {
@@ -125,6 +130,10 @@ const ClusterRuntime* Snapshot::cluster(const std::string& name) const {
 const std::vector<filters::FactoryPtr>& Snapshot::filtersOf(const config::Route& route) const {
   size_t index = static_cast<size_t>(&route - config_->routes.data());
   return route_filters_.at(index);
+}
+
+const std::vector<std::string>& Snapshot::ownedHeadersOf(const config::Route& route) const {
+  return route_owned_headers_.at(static_cast<size_t>(&route - config_->routes.data()));
 }
 
 const std::string* Snapshot::filterType(const config::Route& route, size_t index) const {

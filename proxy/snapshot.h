@@ -54,6 +54,9 @@ class Snapshot {
                              std::string_view path) const;
   // The route's filter factories, in the route's order.
   const std::vector<filters::FactoryPtr>& filtersOf(const config::Route& route) const;
+  // The headers the route's filters own toward the upstream (FilterFactory::ownedUpstreamHeaders),
+  // stripped from what the client sent on every upstream request of the route.
+  const std::vector<std::string>& ownedHeadersOf(const config::Route& route) const;
   // The type of the route's `index`th filter ("auth.jwt"), or null past the last one: how
   // filter actions are labelled (the index being the chain's acting()).
   const std::string* filterType(const config::Route& route, size_t index) const;
@@ -65,6 +68,7 @@ class Snapshot {
   std::vector<ListenerRuntime> listeners_;
   std::vector<std::pair<std::string, ClusterRuntime>> clusters_;
   std::vector<std::vector<filters::FactoryPtr>> route_filters_;  // by route index
+  std::vector<std::vector<std::string>> route_owned_headers_;    // by route index
   std::vector<SidSigner> route_signers_;                        // by route index
 };
 

@@ -539,15 +539,16 @@ class TranslateDownSession final : public EioServerApp, public WsEndpointOwner {
     l->connector = std::make_unique<UpstreamConnector>(
         worker_, *cluster_, endpointOrder(worker_, route_, *cluster_, client_ip_, attributes_),
         upstreamTarget(nsp, auth_json),
-        forwardedHeaders(handshake_request_, client_ip_, listener_.tls != nullptr, upstream_headers_),
+        forwardedHeaders(handshake_request_, client_ip_, listener_.tls != nullptr, upstream_headers_,
+                         snapshot_->ownedHeadersOf(route_)),
         [this, l](bufferevent* bev, size_t endpoint, std::string error) {
           const int refused = l->connector->refusedStatus();
           worker_.dispatcher().deferDelete(std::move(l->connector));
           if (bev == nullptr) {
             // The client hears what a Socket.IO server would say; the log keeps the details
             // (the upstream's address is none of the client's business).
-            spdlog::info("{}: translate down: namespace {}: upstream {}", client_ip_, l->nsp,
-                         error);
+            spdlog::info("{}: translate down: namespace {}: upstream {}", client_ip_,
+                         http::redactTarget(l->nsp), error);
             refuse(*l, refused == 404 ? "Invalid namespace" : "upstream unavailable");
             return;
           }
@@ -565,7 +566,8 @@ class TranslateDownSession final : public EioServerApp, public WsEndpointOwner {
   }
 
   void refuse(NamespaceLink& link, std::string message) {
-    spdlog::info("{}: translate down: namespace {} refused: {}", client_ip_, link.nsp, message);
+    spdlog::info("{}: translate down: namespace {} refused: {}", client_ip_,
+                 http::redactTarget(link.nsp), message);
     std::string packet;
     sio::appendConnectError(packet, sio_version_, link.nsp, message);
     eio_->send(packet);
@@ -860,8 +862,8 @@ class EioConnection final : public Deletable {
     }
     EioRequest eio = checkEioRequest(req, route_.transports, route_.allow_eio3);
     if (eio.error != nullptr) {
-      spdlog::debug("{}:{}: {} {} -> {} {}", client_ip_, client_port_, req.method, req.target,
-                    eio.error->code, eio.error->message);
+      spdlog::debug("{}:{}: {} {} -> {} {}", client_ip_, client_port_, req.method,
+                    http::redactTarget(req.target), eio.error->code, eio.error->message);
       respond(eioErrorResponse(*eio.error, eio.upgrade, keep_alive, cors),
               keep_alive && !eio.upgrade);
       return;

@@ -68,15 +68,19 @@ std::vector<size_t> endpointOrder(Worker& worker, const config::Route& route,
 }
 
 http::Headers forwardedHeaders(const http::Request& request, std::string_view client_ip, bool tls,
-                               const http::Headers& filter_headers) {
+                               const http::Headers& filter_headers,
+                               const std::vector<std::string>& owned) {
   http::Headers headers;
   std::string xff(client_ip);
   for (const auto& h : request.headers) {
     if (isHopByHop(h.name)) continue;
+    // A forwarded claim is never taken from the client, whether or not this token has it.
     bool claimed =
+        std::any_of(owned.begin(), owned.end(),
+                    [&](const std::string& name) { return http::iequals(name, h.name); }) ||
         std::any_of(filter_headers.begin(), filter_headers.end(),
                     [&](const http::Header& u) { return http::iequals(u.name, h.name); });
-    if (claimed) continue;  // a forwarded claim is never taken from the client
+    if (claimed) continue;
     if (http::iequals(h.name, "x-forwarded-for")) {
       xff = h.value + ", " + std::string(client_ip);
       continue;

@@ -38,9 +38,11 @@ std::vector<size_t> endpointOrder(Worker& worker, const config::Route& route,
                                   const filters::Attributes& attributes);
 
 // The client's end-to-end headers, X-Forwarded-For (appended) and X-Forwarded-Proto, and what
-// filters add (forwarded claims, never taken from the client).
+// filters add. The client's headers named in `owned` (Snapshot::ownedHeadersOf: forwarded claims)
+// or in `filter_headers` are dropped, case-insensitively: those values come from filters only.
 http::Headers forwardedHeaders(const http::Request& request, std::string_view client_ip, bool tls,
-                               const http::Headers& filter_headers);
+                               const http::Headers& filter_headers,
+                               const std::vector<std::string>& owned);
 
 // Connects and upgrades one WebSocket, trying endpoints in turn; hands the upgraded bufferevent
 // (frames may already wait in its input) or an error to `done`, as its last act. The owner

@@ -676,3 +676,20 @@ TEST_CASE("jsonEscape escapes quotes, backslashes and control characters only") 
   CHECK(jsonEscape(std::string("\x01\x1f", 2)) == "\\u0001\\u001f");
   CHECK(jsonEscape("caf\xc3\xa9 \xe2\x82\xac") == "caf\xc3\xa9 \xe2\x82\xac");
 }
+
+TEST_CASE("redactTarget keeps the path and hides every query value but Engine.IO's own") {
+  CHECK(redactTarget("/chat") == "/chat");
+  CHECK(redactTarget("/chat?") == "/chat?");
+  CHECK(redactTarget("/chat?token=eyJ.abc.def") == "/chat?token=<redacted>");
+  CHECK(redactTarget("/socket.io/?EIO=4&transport=polling&t=PZx1&sid=abc.def&token=s3cr3t") ==
+        "/socket.io/?EIO=4&transport=polling&t=PZx1&sid=<redacted>&token=<redacted>");
+  // A value of an Engine.IO parameter that is not plain text is not trusted either.
+  CHECK(redactTarget("/s?EIO=4%20x&transport=") == "/s?EIO=<redacted>&transport=<redacted>");
+  // A bare parameter, or a name that is not a name, may be the credential itself.
+  CHECK(redactTarget("/s?eyJhbGciOiJIUzI1NiJ9.e30.sig") == "/s?<redacted>");
+  CHECK(redactTarget("/s?short&a=1") == "/s?<redacted>&a=<redacted>");
+  CHECK(redactTarget("/s?eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.sig=1") == "/s?<redacted>");
+  CHECK(redactTarget("/s?a%3D=1&&b=2") == "/s?<redacted>&&b=<redacted>");
+  // A Socket.IO v4 CONNECT namespace carries its auth the same way.
+  CHECK(redactTarget("/admin?token=1") == "/admin?token=<redacted>");
+}

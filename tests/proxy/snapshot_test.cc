@@ -1,6 +1,8 @@
 // Route lookup and snapshot building.
 #include "proxy/snapshot.h"
 
+#include <algorithm>
+
 #include <catch2/catch.hpp>
 
 #include "config/loader.h"
@@ -86,4 +88,30 @@ type = "no_such_filter"
   REQUIRE(errors.size() == 1);
   CHECK(errors[0].rfind("test.toml:", 0) == 0);
   CHECK(errors[0].find("unknown filter type 'no_such_filter'") != std::string::npos);
+}
+
+TEST_CASE("a route owns the header names of its JWT filters' forward_claims") {
+  auto snap = build(R"(
+[[listener]]
+name = "public"
+address = "127.0.0.1:0"
+[[route]]
+path = "/auth"
+cluster = "a"
+filters = ["jwt"]
+[[route]]
+path = "/open"
+cluster = "a"
+[cluster.a]
+endpoints = ["127.0.0.1:1"]
+[filter.jwt]
+type = "auth.jwt"
+secret = "s"
+algorithms = ["HS256"]
+forward_claims = { "x-user-id" = "sub", "X-Org" = "org" }
+)");
+  auto owned = snap->ownedHeadersOf(*snap->route("public", "x", "/auth"));
+  std::sort(owned.begin(), owned.end());
+  CHECK(owned == std::vector<std::string>{"X-Org", "x-user-id"});
+  CHECK(snap->ownedHeadersOf(*snap->route("public", "x", "/open")).empty());
 }

@@ -474,6 +474,28 @@ redis = "redis://user:hunter2@127.0.0.1:6379/0"
   CHECK(json.find("redis://user:<redacted>@127.0.0.1:6379/0") != std::string::npos);
 }
 
+TEST_CASE("config JSON redacts every upstream_auth value, whatever its key") {
+  auto loaded = wsb::config::loadString(R"(
+[[listener]]
+name = "public"
+address = "127.0.0.1:0"
+
+[[route]]
+cluster = "c"
+upstream_auth = { token = "static-upstream-credential", user = "{jwt.sub}" }
+
+[cluster.c]
+protocol = "socketio"
+endpoints = ["127.0.0.1:9000"]
+)",
+                                        "test.toml");
+  REQUIRE(loaded.ok());
+  std::string json = renderConfigJson(*loaded.config);
+  CHECK(json.find("static-upstream-credential") == std::string::npos);
+  CHECK(json.find(R"("upstream_auth":{"token":"<redacted>","user":"<redacted>"})") !=
+        std::string::npos);
+}
+
 TEST_CASE("admin listener refuses a non-loopback address unless allow_remote") {
   std::string toml = R"(
 [admin]

@@ -16,6 +16,7 @@
 //                                              message-with-ack -> ack(...args); and an
 //                                              Engine.IO server at /engine.io/ that echoes
 //                                              every message (the Engine.IO suite's)
+//       --report-requests                      report every HTTP request and upgrade it gets
 // Namespaces: `/`, `/admin`, `/realtime-voice` (and the auth namespace); every one runs the same
 // handlers, by event name (the ack, if the client asked for one, is the last argument):
 //   echo ...args         ack(...args) if asked, else emit("echo", ...args)
@@ -31,6 +32,8 @@
 //   disconnect-me [all]  socket.disconnect(all === true)
 // Reports (one JSON object per line; `at` is Date.now()):
 //   {"port":N,"pid":P}                                first line, once listening on 127.0.0.1
+//   {"event":"http-request","method":"GET","url":"/socket.io/?...","headers":{},"upgrade":false}
+//                                                    with --report-requests, before socket.io
 //   {"event":"engine-connection","engineSid":S,"transport":"polling","at":T}
 //   {"event":"engine-upgrade","engineSid":S,"transport":"websocket","at":T}
 //   {"event":"engine-close","engineSid":S,"reason":"ping timeout","at":T}
@@ -50,8 +53,10 @@ const http = require('node:http');
 const {Server} = require('socket.io');
 const {parseArgs, report} = require('./lib/peer');
 
-const suite = process.argv.includes('--suite');  // a flag without a value
-const args = parseArgs(process.argv.slice(2).filter((a) => a !== '--suite'));
+const suite = process.argv.includes('--suite');  // flags without a value
+const reportRequests = process.argv.includes('--report-requests');
+const args = parseArgs(process.argv.slice(2).filter((a) => a !== '--suite' &&
+                                                           a !== '--report-requests'));
 
 
 // Buffers as {"_bin": base64}, so reports stay JSON and tests can compare bytes.
@@ -234,6 +239,16 @@ for (const name of names) {
     });
   }
   serve(nsp);
+}
+
+if (reportRequests) {
+  // Ahead of socket.io's own listeners: what each request carried, as the proxy sent it.
+  for (const kind of ['request', 'upgrade']) {
+    httpServer.prependListener(kind, (req) => {
+      report({event: 'http-request', method: req.method, url: req.url, headers: req.headers,
+              upgrade: kind === 'upgrade'});
+    });
+  }
 }
 
 httpServer.listen(Number(args.port ?? 0), '127.0.0.1', () => {
