@@ -556,7 +556,7 @@ TEST_CASE("cluster and filter errors") {
   CHECK(errorsOf(withBase("[cluster.d]\nprotocol = \"http\"\nlb = \"random\"\npath = \"x\"\n"
                           "connect_timeout = \"0\"\ntls_ca = \"/nonexistent/ca.pem\"\n")) ==
         Errors{"t.toml:7:1: missing required key 'endpoints' in [cluster.d]",
-               "t.toml:8:12: 'protocol' must be one of: websocket, socketio",
+               "t.toml:8:12: 'protocol' must be one of: websocket, socketio, engineio",
                "t.toml:9:6: 'lb' must be one of: round_robin, least_conn, hash_ip, hash_sub",
                "t.toml:10:8: 'path' must start with '/'",
                "t.toml:11:19: 'connect_timeout' must be greater than 0",
@@ -786,4 +786,27 @@ TEST_CASE("malformed inputs are errors, not crashes") {
     CHECK_FALSE(result.ok());
     CHECK_FALSE(result.errors.empty());
   }
+}
+
+TEST_CASE("an engineio cluster serves pass-through routes only") {
+  constexpr std::string_view kEngineIo = R"([[listener]]
+address = "127.0.0.1:8080"
+[cluster.e]
+protocol = "engineio"
+endpoints = ["127.0.0.1:9000"]
+[[route]]
+cluster = "e"
+downstream = "socketio"
+max_namespaces = 2
+)";
+  auto config = load(kEngineIo);
+  REQUIRE(config->clusters.at("e").protocol == Protocol::EngineIO);
+  CHECK(config->routes[0].max_namespaces == 2);
+  std::string relay(kEngineIo);
+  relay.replace(relay.find("socketio"), 8, "websocket");
+  CHECK(errorsOf(relay) ==
+        Errors{"t.toml:7:11: cluster 'e' speaks engineio: only a route with downstream = "
+               "\"socketio\" can use it (pass-through)"});
+  CHECK(errorsOf(withBase("max_namespaces = 0\n")) ==
+        Errors{"t.toml:7:18: 'max_namespaces' must be between 1 and 1024"});
 }
