@@ -51,14 +51,14 @@ struct AdminActions {
 class AdminAccess {
  public:
   struct Request {
-    bool http11 = true;          // HTTP/1.1 or later
-    int host_headers = 0;        // how many Host headers were sent
-    std::string_view host;       // the (first) Host header
+    bool http11 = true;                   // HTTP/1.1 or later
+    int host_headers = 0;                 // how many Host headers were sent
+    std::string_view host;                // the (first) Host header
     const char* origin = nullptr;         // null = no Origin header
     const char* authorization = nullptr;  // null = no Authorization header
   };
   struct Verdict {
-    int status = 0;  // 0 = go on; else 400, 401 or 403
+    int status = 0;           // 0 = go on; else 400, 401 or 403
     bool authorized = false;  // the token was right, or none is configured
     std::string error;
   };
@@ -77,8 +77,10 @@ class AdminAccess {
   std::vector<std::string> hosts_;  // lowercase host:port (and bare host when the port is 80)
 };
 
-// Whether `authorization` is `Bearer <token>`. Compares SHA-256 digests with CRYPTO_memcmp, so
-// the time taken tells neither the token's content nor its length. An empty token never matches.
+// Whether `authorization` is `Bearer <token>`. Compares the SHA-256 digests of both with
+// CRYPTO_memcmp: equal lengths, so the comparison takes the same time wherever they differ and
+// however long either is (hashing depends only on lengths, in 64-byte blocks). An empty token
+// never matches.
 bool bearerMatches(std::string_view authorization, std::string_view token);
 
 class AdminListener {
