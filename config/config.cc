@@ -3,7 +3,9 @@
 #include "config/config.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 
+#include <cctype>
 #include <limits>
 
 #include "config/loader.h"
@@ -18,6 +20,22 @@ std::string Address::str() const {
   // A colon in the host means IPv6, which needs brackets to keep the port apart.
   if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
   return host + ":" + std::to_string(port);
+}
+
+bool isLoopbackHost(std::string_view host) {
+  std::string h(host);
+  if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  std::string folded = h;
+  for (char& c : folded) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (folded == "localhost") return true;
+  in_addr v4;
+  if (inet_pton(AF_INET, h.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6;
+  if (inet_pton(AF_INET6, h.c_str(), &v6) == 1) {
+    if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
+    return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
+  }
+  return false;
 }
 
 namespace {

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <toml++/toml.h>
@@ -49,6 +50,10 @@ struct Runtime {
 
 struct Admin {
   std::optional<Address> address;  // unset = no admin listener
+  // `Authorization: Bearer <token>` every admin endpoint but /healthz and /ready asks for.
+  // Empty = no token, and then the loader accepts a loopback address only.
+  std::string token;
+  // Read for older files; no longer enough on its own: a non-loopback address needs `token`.
   bool allow_remote = false;
 };
 
@@ -145,5 +150,8 @@ struct Config {
 };
 
 using ConfigPtr = std::shared_ptr<const Config>;
+
+// 127.0.0.0/8, ::1 (bracketed or not), an IPv4-mapped 127.x address and localhost.
+bool isLoopbackHost(std::string_view host);
 
 }  // namespace wsb::config

@@ -102,8 +102,22 @@ class ConfigBuilder {
     const toml::table* table = root.table("admin");
     if (table == nullptr) return;
     TableReader reader(*table, "[admin]", file_, &errors_);
-    config_.admin.address = readAddress(reader, "address", false);
-    config_.admin.allow_remote = reader.boolean("allow_remote", false);
+    Admin& admin = config_.admin;
+    admin.address = readAddress(reader, "address", false);
+    admin.token = reader.string("token", "");
+    if (admin.token.empty() && reader.has("token"))
+      reader.error(reader.node("token"), "'token' must not be empty");
+    admin.allow_remote = reader.boolean("allow_remote", false);
+    // The one place this is decided, so `check` and `run` agree: beyond this host the admin
+    // listener (config, connections, POST /drain) is only served behind a token. A token that
+    // is there but bad (empty, a missing ${ENV}) is reported on its own.
+    if (admin.address && !reader.has("token") && !isLoopbackHost(admin.address->host)) {
+      reader.error(reader.node("address"),
+                   "[admin] address " + admin.address->str() +
+                       " is not a loopback address; the admin listener exposes the "
+                       "configuration and can drain the proxy, so set [admin] token to serve it "
+                       "beyond this host");
+    }
     reader.finish();
   }
 

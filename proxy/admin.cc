@@ -1,13 +1,17 @@
-// AdminListener: evhttp routes, readiness probes and the redacted config view.
+// AdminListener: evhttp routes, access checks (Host, Origin, bearer token), readiness probes and
+// the redacted config view.
 #include "proxy/admin.h"
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -37,42 +41,130 @@ std::string lower(std::string_view s) {
 }
 }  // namespace
 
-bool isLoopbackHost(std::string_view host) {
-  std::string h(host);
-  if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
-  if (lower(h) == "localhost") return true;
-  in_addr v4;
-  if (inet_pton(AF_INET, h.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
-  in6_addr v6;
-  if (inet_pton(AF_INET6, h.c_str(), &v6) == 1) {
-    if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
-    return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
-  }
-  return false;
+// ---- access ----
+
+namespace {
+// "[::1]" for "::1": the form a Host header carries.
+std::string hostForm(std::string_view host) {
+  std::string h = lower(host);
+  if (h.size() > 2 && h.front() == '[' && h.back() == ']') return h;
+  return h.find(':') != std::string::npos ? "[" + h + "]" : h;
 }
 
-bool isSecretKey(std::string_view key) {
-  std::string k = lower(key);
-  return k == "sid_key" || k.find("secret") != std::string::npos ||
-         k.find("password") != std::string::npos || k.find("passwd") != std::string::npos;
+bool sha256(std::string_view text, unsigned char (&out)[32]) {
+  unsigned int len = 0;
+  return EVP_Digest(text.data(), text.size(), out, &len, EVP_sha256(), nullptr) == 1 && len == 32;
+}
+}  // namespace
+
+AdminAccess::AdminAccess(std::string_view host, uint16_t port, std::string_view bound_ip) {
+  std::string configured = hostForm(host);
+  any_host_ = configured.empty() || configured == "*" || configured == "0.0.0.0" ||
+              configured == "[::]" || configured == "[0:0:0:0:0:0:0:0]";
+  std::vector<std::string> names{configured};
+  if (!bound_ip.empty()) names.push_back(hostForm(bound_ip));
+  if (isLoopbackHost(host)) {
+    for (const char* alias : {"localhost", "127.0.0.1", "[::1]"}) names.emplace_back(alias);
+  }
+  for (const std::string& name : names) {
+    hosts_.push_back(name + ":" + std::to_string(port));
+    if (port == 80) hosts_.push_back(name);  // the default port may be left out
+  }
+}
+
+bool AdminAccess::hostAllowed(std::string_view host) const {
+  if (any_host_) return !host.empty();
+  return std::find(hosts_.begin(), hosts_.end(), lower(host)) != hosts_.end();
+}
+
+bool AdminAccess::originAllowed(std::string_view origin, std::string_view host) const {
+  constexpr std::string_view kScheme = "http://";
+  std::string o = lower(origin);
+  if (!o.starts_with(kScheme)) return false;  // "null", https:// (we serve no TLS), garbage
+  std::string_view authority = std::string_view(o).substr(kScheme.size());
+  // A wildcard bind has no name of its own: same-origin means the Host the request was sent to.
+  if (any_host_) return !host.empty() && authority == lower(host);
+  return hostAllowed(authority);
+}
+
+AdminAccess::Verdict AdminAccess::check(const Request& request, std::string_view token,
+                                        bool open) const {
+  Verdict v;
+  if (request.host_headers > 1) {
+    v.status = 400;
+    v.error = "more than one Host header";
+  } else if (request.host_headers == 0 && request.http11) {
+    v.status = 400;
+    v.error = "missing Host header";
+  } else if (request.host_headers == 1 && !hostAllowed(request.host)) {
+    v.status = 403;
+    v.error = "Host does not name this admin listener";
+  } else if (request.origin != nullptr && !originAllowed(request.origin, request.host)) {
+    v.status = 403;
+    v.error = "cross-origin request refused";
+  }
+  if (v.status != 0) return v;
+  v.authorized = token.empty() ||
+                 (request.authorization != nullptr && bearerMatches(request.authorization, token));
+  if (!v.authorized && !open) {
+    v.status = 401;
+    v.error = "unauthorized";
+  }
+  return v;
+}
+
+bool bearerMatches(std::string_view authorization, std::string_view token) {
+  constexpr std::string_view kScheme = "bearer ";
+  if (token.empty() || authorization.size() <= kScheme.size() ||
+      lower(authorization.substr(0, kScheme.size())) != kScheme) {
+    return false;
+  }
+  std::string_view credentials = authorization.substr(kScheme.size());
+  while (!credentials.empty() && (credentials.front() == ' ' || credentials.front() == '\t'))
+    credentials.remove_prefix(1);
+  while (!credentials.empty() && (credentials.back() == ' ' || credentials.back() == '\t'))
+    credentials.remove_suffix(1);
+  unsigned char given[32], expected[32];
+  if (!sha256(credentials, given) || !sha256(token, expected)) return false;
+  return CRYPTO_memcmp(given, expected, sizeof given) == 0;
 }
 
 // ---- /config ----
 
+// What /config must never show, by where it sits in config/config.h (and the filter tables):
+// * [admin] token
+// * [[route]] sid_key, and every value of upstream_auth (templates, but a literal credential
+//   is just as valid there)
+// * filter tables (kept as raw TOML): auth.jwt `secret`, and by name any key isSecretKey()
+//   knows (token, *_token, *secret*, *password*, *passwd*, sid_key, private_key, api_key)
+// * rate_limit `redis` (redis://[user:]password@host): the user info of any URL-looking string,
+//   whatever key holds it (redactUrl)
+// Not secrets: tls_cert, tls_key, tls_ca, public_key and jwks are file paths; their contents
+// are never read into the Config.
+bool isSecretKey(std::string_view key) {
+  std::string k = lower(key);
+  return k == "sid_key" || k == "token" || k.ends_with("_token") || k == "private_key" ||
+         k == "api_key" || k.find("secret") != std::string::npos ||
+         k.find("password") != std::string::npos || k.find("passwd") != std::string::npos;
+}
+
 namespace {
-// A URL's password ("redis://user:pass@host") is a secret whatever key holds it.
+// A URL's user info is a secret whatever key holds it: "redis://user:pass@host" keeps the user,
+// "redis://pass@host" (a Redis password alone) loses all of it. Redis passwords may hold '@' and
+// '/', so the user info runs to the last '@', as parseRedisUrl reads it.
 std::string redactUrl(std::string_view value) {
   size_t scheme = value.find("://");
   if (scheme == std::string_view::npos) return std::string(value);
   size_t start = scheme + 3;
-  size_t at = value.find('@', start);
-  size_t slash = value.find('/', start);
-  if (at == std::string_view::npos || (slash != std::string_view::npos && slash < at)) {
-    return std::string(value);
-  }
-  size_t colon = value.find(':', start);
-  if (colon == std::string_view::npos || colon > at) return std::string(value);
-  return std::string(value.substr(0, colon + 1)) + "<redacted>" + std::string(value.substr(at));
+  size_t at = value.rfind('@');
+  if (at == std::string_view::npos || at < start) return std::string(value);
+  std::string_view info = value.substr(start, at - start);
+  size_t colon = info.find(':');
+  std::string_view user =
+      colon == std::string_view::npos ? std::string_view() : info.substr(0, colon + 1);
+  if (user.find('/') != std::string_view::npos) user = {};
+  return std::string(value.substr(0, start)) + std::string(user) + "<redacted>" +
+         std::string(value.substr(at));
 }
 
 std::string str(std::string_view value) { return quoted(redactUrl(value)); }
@@ -146,6 +238,7 @@ std::string renderConfigJson(const config::Config& c) {
          ",\"drain_timeout\":" + duration(c.runtime.drain_timeout) + "}";
   out += ",\"admin\":{\"address\":" +
          (c.admin.address ? str(c.admin.address->str()) : std::string("null")) +
+         ",\"token\":" + secret(c.admin.token) +
          ",\"allow_remote\":" + boolean(c.admin.allow_remote) + "}";
   out += ",\"listeners\":[";
   for (size_t i = 0; i < c.listeners.size(); ++i) {
@@ -169,7 +262,7 @@ std::string renderConfigJson(const config::Config& c) {
     bool first = true;
     // Every value: a template ("{query.token}") or a static credential, whatever its key.
     for (const auto& [k, v] : r.upstream_auth) {
-      out += std::string(first ? "" : ",") + str(k) + ":" + secret(v);
+      out += std::string(first ? "" : ",") + str(k) + ":" + secret(v);  // every value
       first = false;
     }
     out += "},\"reconnect\":" + boolean(r.reconnect.enabled) +
@@ -268,12 +361,8 @@ bool AdminListener::start(SnapshotPtr snapshot, std::string* error) {
     return false;
   }
   const config::Address& address = *admin.address;
-  if (!admin.allow_remote && !isLoopbackHost(address.host)) {
-    *error = config.source + ": [admin] address " + address.str() +
-             " is not a loopback address; the admin listener exposes the configuration and "
-             "statistics, so set allow_remote = true in [admin] to serve it beyond this host";
-    return false;
-  }
+  bound_ = address.str();
+  loopback_ = isLoopbackHost(address.host);
   std::string host = address.host;
   if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
   if (host.empty() || host == "*") host = "0.0.0.0";
@@ -288,11 +377,17 @@ bool AdminListener::start(SnapshotPtr snapshot, std::string* error) {
   }
   sockaddr_storage local;
   socklen_t len = sizeof local;
+  char ip[INET6_ADDRSTRLEN] = {};
   if (getsockname(evhttp_bound_socket_get_fd(bound), reinterpret_cast<sockaddr*>(&local), &len) ==
       0) {
-    port_ = ntohs(local.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&local)->sin6_port
-                                              : reinterpret_cast<sockaddr_in*>(&local)->sin_port);
+    bool v6 = local.ss_family == AF_INET6;
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&local);
+    auto* in4 = reinterpret_cast<sockaddr_in*>(&local);
+    port_ = ntohs(v6 ? in6->sin6_port : in4->sin_port);
+    inet_ntop(local.ss_family, v6 ? static_cast<void*>(&in6->sin6_addr) : &in4->sin_addr, ip,
+              sizeof ip);
   }
+  access_ = AdminAccess(address.host, port_, ip);
   probe_timer_ = std::make_unique<Timer>(dispatcher_, [this] { probeAll(); });
   probe_timer_->arm(Duration(0));
   thread_ = std::thread([this] { dispatcher_.run(); });
@@ -304,6 +399,13 @@ void AdminListener::stop() {
   if (!thread_.joinable()) return;
   dispatcher_.exit();
   thread_.join();
+}
+
+bool AdminListener::canServe(const config::Config& next, std::string* error) const {
+  if (loopback_ || !next.admin.token.empty()) return true;
+  *error = next.source + ": [admin] token cannot be removed while the admin listener is bound to " +
+           bound_ + ", which is not a loopback address (restart to change the admin address)";
+  return false;
 }
 
 void AdminListener::setSnapshot(SnapshotPtr snapshot) {
@@ -322,6 +424,8 @@ const char* reasonPhrase(int status) {
   switch (status) {
     case 200: return "OK";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 503: return "Service Unavailable";
@@ -334,6 +438,8 @@ void sendReply(evhttp_request* req, int status, const char* type, const std::str
   evkeyvalq* headers = evhttp_request_get_output_headers(req);
   evhttp_add_header(headers, "Content-Type", type);
   evhttp_add_header(headers, "Cache-Control", "no-store");
+  evhttp_add_header(headers, "X-Content-Type-Options", "nosniff");
+  evhttp_add_header(headers, "X-Frame-Options", "DENY");  // the dashboard's token form
   evbuffer* out = evbuffer_new();
   evbuffer_add(out, body.data(), body.size());
   evhttp_send_reply(req, status, reasonPhrase(status), out);
@@ -520,6 +626,37 @@ size_t limitOf(evhttp_request* req) {
 void AdminListener::handle(evhttp_request* req) {
   const char* raw_path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
   std::string_view path = raw_path != nullptr ? raw_path : "/";
+  bool dashboard = path == "/" || path == "/index.html";
+
+  AdminAccess::Request request;
+  request.http11 = req->major > 1 || (req->major == 1 && req->minor >= 1);
+  const evkeyvalq* in = evhttp_request_get_input_headers(req);
+  for (const evkeyval* h = in->tqh_first; h != nullptr; h = h->next.tqe_next) {
+    if (evutil_ascii_strcasecmp(h->key, "Host") != 0) continue;
+    if (request.host_headers++ == 0) request.host = h->value;
+  }
+  request.origin = evhttp_find_header(in, "Origin");
+  request.authorization = evhttp_find_header(in, "Authorization");
+  bool open = path == "/healthz" || path == "/ready";
+  AdminAccess::Verdict verdict = access_.check(request, snapshot_->config().admin.token, open);
+  if (verdict.status == 401) {
+    evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                      "Bearer realm=\"wsbridge admin\"");
+    spdlog::debug("admin {}: 401, missing or wrong bearer token", path);
+    // The page holds no figures; it asks for the token and sends it with its own fetches.
+    if (dashboard) {
+      sendReply(req, 401, "text/html; charset=utf-8", std::string(kDashboardHtml));
+    } else {
+      sendReply(req, 401, kJson, "{\"error\":\"unauthorized\"}\n");
+    }
+    return;
+  }
+  if (verdict.status != 0) {
+    spdlog::debug("admin {}: {}, {}", path, verdict.status, verdict.error);
+    sendReply(req, verdict.status, kJson, "{\"error\":" + quoted(verdict.error) + "}\n");
+    return;
+  }
+
   bool post = evhttp_request_get_command(req) == EVHTTP_REQ_POST;
   bool post_path = path == "/drain" || path == "/reload";
   if (post != post_path) {
@@ -531,6 +668,8 @@ void AdminListener::handle(evhttp_request* req) {
     sendReply(req, 200, "text/plain; charset=utf-8", "ok\n");
   } else if (path == "/ready") {
     auto [status, body] = readiness();
+    // Open for probes; the reasons name clusters, so only the token holder reads them.
+    if (!verdict.authorized) body = status == 200 ? "{\"ready\":true}\n" : "{\"ready\":false}\n";
     sendReply(req, status, kJson, body);
   } else if (path == "/stats") {
     gather(req, kJson, [](StatsTotals& totals, std::vector<ConnectionInfo>&) {
@@ -548,7 +687,7 @@ void AdminListener::handle(evhttp_request* req) {
     });
   } else if (path == "/config") {
     sendReply(req, 200, kJson, renderConfigJson(snapshot_->config()) + "\n");
-  } else if (path == "/" || path == "/index.html") {
+  } else if (dashboard) {
     sendReply(req, 200, "text/html; charset=utf-8", std::string(kDashboardHtml));
   } else if (path == "/drain") {
     spdlog::info("POST /drain: draining connections");

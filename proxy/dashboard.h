@@ -1,5 +1,7 @@
 // The live dashboard served at GET / by the admin listener: one self-contained page (no CDN, no
-// build step) that polls /stats every second and draws counters, rates, charts and tables.
+// build step) that polls /stats every second and draws counters, rates, charts and tables. With
+// an [admin] token the page (served with 401 until then) asks for it and sends it as
+// `Authorization: Bearer` on its fetches; it never puts it in a URL.
 #pragma once
 
 #include <string_view>
@@ -27,6 +29,9 @@ inline constexpr std::string_view kDashboardHtml = R"html(<!doctype html>
           background:var(--muted); }
   .pill.ok { background:var(--ok); } .pill.bad { background:var(--bad); }
   #updated { margin-left:auto; color:var(--muted); font-size:12px; }
+  #login { display:flex; gap:8px; align-items:center; }
+  #login[hidden] { display:none; }
+  #login input { font:inherit; padding:3px 8px; border:1px solid var(--line); border-radius:6px; }
   main { padding:20px 24px; display:grid; gap:16px; grid-template-columns:repeat(12,1fr); }
   .card { background:var(--card); border:1px solid var(--line); border-radius:8px; padding:14px 16px; }
   .kpi { grid-column:span 2; }
@@ -50,6 +55,9 @@ inline constexpr std::string_view kDashboardHtml = R"html(<!doctype html>
 <body>
 <header>
   <h1>wsbridge</h1><span id="state" class="pill">connecting…</span>
+  <form id="login" hidden><label for="token">admin token</label>
+    <input id="token" type="password" autocomplete="current-password" required>
+    <button type="submit">show</button></form>
   <span id="updated">waiting for /stats</span>
 </header>
 <main>
@@ -198,10 +206,29 @@ function render(s, dt) {
     `<tr><td>p99 ≤</td><td class="n">${l.p99} ms</td></tr>`] : [], "no traffic yet");
 }
 
+// The [admin] token, typed in once per tab; kept in sessionStorage, sent only as a header.
+let token = sessionStorage.getItem("wsbridge-admin-token") || "";
+const get = (path) => fetch(path, {cache: "no-store",
+                                   headers: token ? {Authorization: "Bearer " + token} : {}});
+$("login").addEventListener("submit", (e) => {
+  e.preventDefault();
+  token = $("token").value;
+  sessionStorage.setItem("wsbridge-admin-token", token);
+  $("login").hidden = true;
+  clearTimeout(timer);
+  poll();
+});
+
+let timer = 0;
 async function poll() {
   try {
-    const [statsRes, readyRes] = await Promise.all([fetch("stats", {cache: "no-store"}),
-                                                    fetch("ready", {cache: "no-store"})]);
+    const [statsRes, readyRes] = await Promise.all([get("stats"), get("ready")]);
+    if (statsRes.status === 401) {
+      $("state").textContent = token ? "wrong token" : "token needed";
+      $("state").className = "pill bad";
+      $("login").hidden = false;
+      return;  // polling resumes when a token is typed in
+    }
     const stats = await statsRes.json();
     const ready = await readyRes.json();
     const now = performance.now();
@@ -217,7 +244,7 @@ async function poll() {
   } catch (e) {
     $("state").textContent = "unreachable"; $("state").className = "pill bad";
   }
-  setTimeout(poll, 1000);
+  timer = setTimeout(poll, 1000);
 }
 poll();
 </script>

@@ -158,6 +158,10 @@ std::vector<std::string> Server::reload() {
     for (const auto& e : result.errors) spdlog::error("reload refused: {}", e);
     return result.errors;
   }
+  if (std::string error; admin_ && !admin_->canServe(*result.config, &error)) {
+    spdlog::error("reload refused: {}", error);
+    return {error};
+  }
   std::vector<std::string> errors;
   SnapshotPtr snapshot = Snapshot::build(result.config, &errors);
   if (!snapshot) {

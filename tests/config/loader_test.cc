@@ -810,3 +810,43 @@ max_namespaces = 2
   CHECK(errorsOf(withBase("max_namespaces = 0\n")) ==
         Errors{"t.toml:7:18: 'max_namespaces' must be between 1 and 1024"});
 }
+
+TEST_CASE("an admin address beyond loopback needs a token, the same for check and run") {
+  const std::string refused =
+      "is not a loopback address; the admin listener exposes the configuration and can drain "
+      "the proxy, so set [admin] token to serve it beyond this host";
+  CHECK(errorsOf(withBase("[admin]\naddress = \"0.0.0.0:9901\"\n")) ==
+        Errors{"t.toml:8:11: [admin] address 0.0.0.0:9901 " + refused});
+  CHECK(errorsOf(withBase("[admin]\naddress = \"[::]:9901\"\n")) ==
+        Errors{"t.toml:8:11: [admin] address [::]:9901 " + refused});
+  CHECK(errorsOf(withBase("[admin]\naddress = \"10.0.0.1:9901\"\nallow_remote = true\n")) ==
+        Errors{"t.toml:8:11: [admin] address 10.0.0.1:9901 " + refused});
+  CHECK(errorsOf(withBase("[admin]\naddress = \"0.0.0.0:9901\"\ntoken = \"\"\n")) ==
+        Errors{"t.toml:9:9: 'token' must not be empty"});
+
+  ::setenv("WSB_TEST_ADMIN_TOKEN", "t0ken-from-env", 1);
+  auto remote = load(
+      withBase("[admin]\naddress = \"0.0.0.0:9901\"\ntoken = \"${WSB_TEST_ADMIN_TOKEN}\"\n"));
+  CHECK(remote->admin.token == "t0ken-from-env");
+  for (const char* host : {"127.0.0.1:9901", "127.8.9.10:9901", "localhost:9901", "[::1]:9901"}) {
+    auto local = load(withBase("[admin]\naddress = \"" + std::string(host) + "\"\n"));
+    CHECK(local->admin.token.empty());
+  }
+}
+
+TEST_CASE("loopback hosts are told from the others") {
+  CHECK(isLoopbackHost("127.0.0.1"));
+  CHECK(isLoopbackHost("127.1.2.3"));
+  CHECK(isLoopbackHost("localhost"));
+  CHECK(isLoopbackHost("LocalHost"));
+  CHECK(isLoopbackHost("::1"));
+  CHECK(isLoopbackHost("[::1]"));
+  CHECK(isLoopbackHost("::ffff:127.0.0.1"));
+  CHECK_FALSE(isLoopbackHost("0.0.0.0"));
+  CHECK_FALSE(isLoopbackHost("10.0.0.1"));
+  CHECK_FALSE(isLoopbackHost("::"));
+  CHECK_FALSE(isLoopbackHost(""));
+  CHECK_FALSE(isLoopbackHost("*"));
+  CHECK_FALSE(isLoopbackHost("example.com"));
+  CHECK_FALSE(isLoopbackHost("localhost.example.com"));
+}

@@ -161,3 +161,53 @@ endpoints = ["127.0.0.1:${sio.port}"]
   h.assertEqual(after.inRate, 0);
   assert.deepEqual(pageErrors, []);
 }, {timeout: 90000});
+
+h.test('with [admin] token the dashboard asks for it and sends it only as a header', async (t) => {
+  if (!fs.existsSync(CHROMIUM)) t.skip(`${CHROMIUM} is not installed`);
+  const {chromium} = require('playwright-core');
+  const token = 'dashboard-admin-token-42';
+  const echo = await h.startPeer('ws-echo.js');
+  const port = await h.freePort();
+  const adminPort = await h.freePort();
+  await h.startWsbridge(`[admin]
+address = "127.0.0.1:${adminPort}"
+token = "${token}"
+
+[[listener]]
+address = "127.0.0.1:${port}"
+
+[[route]]
+cluster = "echo"
+
+[cluster.echo]
+endpoints = ["127.0.0.1:${echo.port}"]
+`);
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
+  t.defer(() => browser.close());
+  const page = await browser.newPage();
+  const pageErrors = [];
+  page.on('pageerror', (err) => pageErrors.push(err.message));
+  const requests = [];
+  page.on('request', (r) => requests.push({url: r.url(), auth: r.headers().authorization}));
+  const response = await page.goto(`http://127.0.0.1:${adminPort}/`);
+  h.assertEqual(response.status(), 401);
+  await page.waitForSelector('#login:not([hidden])', {timeout: 10000});
+  h.assertEqual(await page.textContent('#state'), 'token needed');
+
+  await page.fill('#token', 'not-the-token');
+  await page.click('#login button');
+  await page.waitForFunction(() => document.querySelector('#state').textContent === 'wrong token',
+                             null, {timeout: 10000});
+  await page.fill('#token', token);
+  await page.click('#login button');
+  await page.waitForFunction(() => Number(document.body.dataset.polls || 0) >= 2, null,
+                             {timeout: 15000});
+  assert.ok(await page.isHidden('#login'));
+  assert.ok(requests.some((r) => r.url.endsWith('/stats') && r.auth === `Bearer ${token}`),
+            JSON.stringify(requests));
+  for (const r of requests) assert.ok(!r.url.includes(token), `token in a URL: ${r.url}`);
+  assert.deepEqual(pageErrors, []);
+}, {timeout: 60000});

@@ -6,10 +6,12 @@ const assert = require('node:assert');
 const http = require('node:http');
 const h = require('./harness');
 
-// One request on its own connection: {status, headers, body}.
-function request(port, method, path, ms = 5000) {
+// One request on its own connection: {status, headers, body}. `headers` are sent as given (a
+// `host` there replaces the one Node derives from 127.0.0.1:port).
+function request(port, method, path, ms = 5000, headers = {}) {
   return h.withTimeout(new Promise((resolve, reject) => {
-    const req = http.request({host: '127.0.0.1', port, method, path, agent: false}, (res) => {
+    const options = {host: '127.0.0.1', port, method, path, headers, agent: false};
+    const req = http.request(options, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => resolve({status: res.statusCode, headers: res.headers,
@@ -21,7 +23,7 @@ function request(port, method, path, ms = 5000) {
   }), ms, `${method} ${path}`);
 }
 
-const get = (port, path, ms) => request(port, 'GET', path, ms);
+const get = (port, path, ms, headers) => request(port, 'GET', path, ms, headers);
 
 async function getJson(port, path) {
   return JSON.parse((await get(port, path)).body);
