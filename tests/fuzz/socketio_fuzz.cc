@@ -94,7 +94,8 @@ void fuzzBuild(State& state, std::string_view bytes) {
   wsb::sio::appendEvent(wire, "/fuzz", name, args, bytes.size(), &attachments);
   Packet packet;
   DecodeError error = wsb::sio::decodePacket(wire, &packet, {});
-  if (error == DecodeError::InvalidPayload) return;  // a reserved name
+  // A reserved name, or one that is not UTF-8 (refused: JS peers would read other characters).
+  if (error == DecodeError::InvalidPayload || error == DecodeError::InvalidUtf8) return;
   check(error == DecodeError::None);
   Reassembler reassembler;
   check(reassembler.addPacket(packet) == Reassembler::Status::NeedAttachment);
