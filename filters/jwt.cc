@@ -24,7 +24,7 @@ namespace wsb::jwt {
 namespace {
 
 // Tokens arrive in headers and URLs; anything near this size is not a credential.
-constexpr size_t kMaxTokenSize = 16 * 1024;
+constexpr size_t kMaxTokenSize = 8 * 1024;  // real tokens are well under 2 KiB
 
 struct AlgorithmInfo {
   std::string_view name;
@@ -265,6 +265,10 @@ std::optional<Error> readHeader(std::string_view json, Header* header) {
       if (value.get(text) != simdjson::SUCCESS)
         return error(Reason::Malformed, "kid is not a string");
       header->kid = std::string(text);
+    } else if (name == "jwk" || name == "jku" || name == "x5u" || name == "x5c") {
+      // A token that brings its own key (or where to fetch one): only configured keys verify,
+      // and a token trying this is an attack, not a client to serve (CVE-2018-0114 style).
+      return error(Reason::Malformed, "the header carries a key (jwk/jku/x5u/x5c)");
     } else if (name == "crit") {
       // No extension is understood, so any critical one must fail (RFC 7515 4.1.11).
       return error(Reason::Malformed, "crit header extensions are not supported");

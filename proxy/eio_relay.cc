@@ -159,6 +159,8 @@ bool EioRelay::admitFromUpstream(ws::Opcode opcode, evbuffer* payload) {
       eio_.ping_interval = Duration(handshake.ping_interval);
       eio_.ping_timeout = Duration(handshake.ping_timeout);
       upstream_liveness_->arm(eio_.ping_interval + eio_.ping_timeout);
+      // A v3 client is told these in the OPEN: its first ping is due within them.
+      if (eio_.client_eio3) pong_deadline_->arm(eio_.ping_interval + eio_.ping_timeout);
       if (!eio::replaceSid(text.substr(1), eio_.signer->sign(handshake.sid, eio_.endpoint_tag),
                            &rewritten)) {
         return true;
@@ -216,6 +218,14 @@ bool EioRelay::admitFromClient(ws::Opcode opcode, evbuffer* payload) {
   // engine.io-parser: an empty or unknown packet type is a parse error.
   if (text.empty() || text[0] < '0' || text[0] > '6') {
     return parseError(false, "unknown Engine.IO packet type");
+  }
+  if (text[0] == '1') {
+    // The Engine.IO close packet ends the session now, both sides (the ref server ignores it
+    // over a websocket and waits for its ping timeout).
+    noteClose(ws::close_code::kNormal, "client closed the session", "client");
+    client().sendClose(ws::close_code::kNormal, "");
+    upstream().sendClose(ws::close_code::kNormal, "client closed the session");
+    return false;
   }
   if (eio_.client_eio3) return adaptFromClientV3(text, payload);
   switch (text[0]) {

@@ -83,6 +83,7 @@ void StatsTotals::merge(const StatsTotals& o) {
   for (const auto& [k, r] : o.routes) addRoute(routes[k], r);
   for (const auto& [k, r] : o.clusters) addRoute(clusters[k], r);
   addCounts(refused, o.refused);
+  addCounts(accept_errors, o.accept_errors);
   addCounts(connect_failures, o.connect_failures);
   for (const auto& [k, h] : o.connect_latency) connect_latency[k].add(h);
   addCounts(filter_actions, o.filter_actions);
@@ -133,6 +134,9 @@ void StatsTotals::add(const WorkerStats& worker) {
     counters.closed.forEach([&cluster](uint16_t code, const std::atomic<uint64_t>& n) {
       cluster.closed[code] += n.load(relaxed);
     });
+  });
+  worker.accept_errors_.forEach([this](const std::string& reason, const std::atomic<uint64_t>& n) {
+    accept_errors[reason] += n.load(relaxed);
   });
   worker.refused_.forEach(
       [this](int status, const std::atomic<uint64_t>& n) { refused[status] += n.load(relaxed); });
@@ -265,6 +269,11 @@ std::string renderPrometheus(const StatsTotals& totals) {
 
   connectionFamilies(w, "wsbridge_connections_", "route", totals.routes);
   connectionFamilies(w, "wsbridge_cluster_connections_", "cluster", totals.clusters);
+
+  w.family("wsbridge_accept_errors_total", "counter",
+           "accept() failures on the listeners, by reason (no_descriptors: EMFILE, ENFILE, "
+           "ENOBUFS or ENOMEM; the listener pauses 100 ms).");
+  for (const auto& [reason, n] : totals.accept_errors) w.sample({{"reason", reason}}, n);
 
   w.family("wsbridge_handshakes_refused_total", "counter",
            "Requests answered with an HTTP error instead of an upgrade, by status.");

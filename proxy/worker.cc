@@ -5,12 +5,14 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/listener.h>
+#include <event2/util.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <spdlog/spdlog.h>
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 
 #include "proxy/redis_leases.h"
@@ -124,6 +126,13 @@ void Worker::listen(const ListenerRuntime& runtime, int fd) {
   // Backlog 0: the socket listens already.
   listening->listener = evconnlistener_new(dispatcher_.base(), &Worker::onAccept, listening.get(),
                                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+  if (listening->listener != nullptr) {
+    evconnlistener_set_error_cb(listening->listener, &Worker::onAcceptError);
+    Listening* l = listening.get();
+    listening->resume = std::make_unique<Timer>(dispatcher_, [l] {
+      if (l->listener != nullptr) evconnlistener_enable(l->listener);
+    });
+  }
   listening_.push_back(std::move(listening));
 }
 
@@ -255,6 +264,31 @@ void Worker::closeListeners() {
   for (auto& l : listening_) {
     if (l->listener != nullptr) evconnlistener_free(l->listener);
     l->listener = nullptr;
+  }
+}
+
+void Worker::onAcceptError(evconnlistener* listener, void* self) {
+  const int error = EVUTIL_SOCKET_ERROR();
+  auto* listening = static_cast<Listening*>(self);
+  Worker* worker = listening->worker;
+  const bool exhausted =
+      error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM;
+  worker->stats_.countAcceptError(exhausted ? "no_descriptors" : "other");
+  if (exhausted) {
+    // The pending connection stays in the backlog; try again once some have closed.
+    evconnlistener_disable(listener);
+    listening->resume->arm(Duration(100));
+  }
+  ++worker->accept_errors_unlogged_;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - worker->accept_error_logged_ >= std::chrono::seconds(1)) {
+    spdlog::warn("listener {}: accept() failed {} time(s) in the last second: {}{}",
+                 listening->runtime->config->name, worker->accept_errors_unlogged_,
+                 evutil_socket_error_to_string(error),
+                 exhausted ? " (paused 100 ms; raise the descriptor limit or lower the limits)"
+                           : "");
+    worker->accept_errors_unlogged_ = 0;
+    worker->accept_error_logged_ = now;
   }
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -71,14 +72,19 @@ class Worker {
 
  private:
   struct Listening {
-    const ListenerRuntime* runtime;  // in the worker's current snapshot
-    evconnlistener* listener;
-    Worker* worker;
+    const ListenerRuntime* runtime = nullptr;  // in the worker's current snapshot
+    evconnlistener* listener = nullptr;
+    Worker* worker = nullptr;
+    std::unique_ptr<Timer> resume;  // accepting again after running out of descriptors
   };
   static ListenerKey keyOf(const ListenerRuntime& runtime);
   void listen(const ListenerRuntime& runtime, int fd);
   void applyListeners(PreparedListeners prepared);
   static void onAccept(evconnlistener*, int fd, sockaddr* addr, int len, void* self);
+  // accept() failed: out of descriptors (EMFILE / ENFILE / ENOBUFS / ENOMEM) pauses the listener
+  // for a moment instead of spinning on a readable socket it cannot accept from; logged at most
+  // once a second with the count, counted in /metrics.
+  static void onAcceptError(evconnlistener*, void* self);
   void closeListeners();
   void maybeFinishDrain();
 
@@ -87,6 +93,8 @@ class Worker {
   MaskSource masks_;
   SnapshotPtr snapshot_;  // for new connections
   std::vector<std::unique_ptr<Listening>> listening_;
+  uint64_t accept_errors_unlogged_ = 0;
+  std::chrono::steady_clock::time_point accept_error_logged_{};
   std::set<ListenerKey> bound_;  // main thread only: the listeners of the last snapshot set
   std::map<std::string, ClusterBalance> balance_;
   std::unordered_set<Session*> sessions_;

@@ -111,6 +111,44 @@ h.test('socket.io-client 2.x: the heartbeat is answered on both sides, hop by ho
             'the server dropped the session');
 }, {timeout: 20000});
 
+h.test('raw Engine.IO v3 websocket that never pings: closed within the OPEN\'s pingInterval + ' +
+       'pingTimeout (not the route\'s 25 s + 20 s), the upstream session with it', async () => {
+  const interval = 300;
+  const timeout = 200;
+  const {server, port} = await startEio3(['--ping-interval', interval, '--ping-timeout', timeout]);
+  const ws = await h.wsConnect(`ws://127.0.0.1:${port}/socket.io/?EIO=3&transport=websocket`);
+  const eio = sio.eioClient(ws, {answerPings: false});
+  const opened = Date.now();
+  const open = JSON.parse((await eio.nextText()).slice(1));
+  assert.equal(open.pingInterval, interval);
+  const closed = await h.withTimeout(eio.closed, 10000, 'the client close');
+  assert.equal(closed.code, 1001);
+  assert.ok(closed.at - opened >= interval + timeout - 50, 'closed before the deadline');
+  await server.waitFor((o) => o.event === 'engine-close', 10000, 'the upstream session to close');
+}, {timeout: 20000});
+
+for (const version of ['3', '4']) {
+  h.test(`Engine.IO v${version} close packet \`1\` over websocket ends the session at once, ` +
+         'both sides (the server\'s heartbeat is 25 s)', async () => {
+    const {server, port} = await startEio3();
+    const ws = await h.wsConnect(
+        `ws://127.0.0.1:${port}/socket.io/?EIO=${version}&transport=websocket`);
+    const eio = sio.eioClient(ws);
+    const open = JSON.parse((await eio.nextText()).slice(1));
+    if (version === '4') {
+      ws.send('40');
+      assert.match(await eio.nextText(), /^40\{"sid"/);
+    } else {
+      assert.equal(await eio.nextText(), '40');
+    }
+    ws.send('1');
+    const closed = await h.withTimeout(eio.closed, 5000, 'the close (a ping timeout is 45 s)');
+    assert.equal(closed.code, 1000);
+    await server.waitFor((o) => o.event === 'engine-close' && o.engineSid === open.sid.split('.')[0],
+                         5000, 'the upstream session to close');
+  }, {timeout: 20000});
+}
+
 h.test('raw Engine.IO v3 websocket: OPEN, implicit 40, 2probe/2 answered, binary with the type ' +
            'byte; a client that stops pinging is closed and the upstream freed', async (t) => {
   const interval = 300;

@@ -451,6 +451,20 @@ TEST_CASE("malformed tokens are refused as malformed") {
   malformed(mintWithHeader(Algorithm::HS256, key, R"({"alg":"HS256","kid":7})", "{}"));
   malformed(mintWithHeader(Algorithm::HS256, key, R"({"alg":"HS256","alg":"HS256"})", "{}"));
   malformed(mintWithHeader(Algorithm::HS256, key, R"({"alg":"HS256","crit":["exp"]})", "{}"));
+  // A key embedded in (or linked from) the header is never used, and the token is refused.
+  for (const char* header : {R"({"alg":"HS256","jwk":{"kty":"oct","k":"czNjcmV0"}})",
+                             R"({"alg":"HS256","jku":"https://evil.example/keys"})",
+                             R"({"alg":"HS256","x5u":"https://evil.example/cert"})",
+                             R"({"alg":"HS256","x5c":["MIIB"]})"}) {
+    malformed(mintWithHeader(Algorithm::HS256, key, header, R"({"sub":"x"})"));
+  }
+  // Over 8 KiB, however well signed.
+  std::string big = mint(Algorithm::HS256, key, R"({"sub":")" + std::string(6200, 'x') + R"("})");
+  REQUIRE(big.size() > 8192);
+  malformed(big);
+  CHECK(verify(mint(Algorithm::HS256, key, R"({"sub":")" + std::string(5900, 'x') + R"("})"), keys,
+               policy, kNow)
+            .ok());
   // Correctly signed, but the payload is not a JSON object, or its claims have the wrong type.
   malformed(mintWithHeader(Algorithm::HS256, key, R"({"alg":"HS256"})", "not json"));
   malformed(mintWithHeader(Algorithm::HS256, key, R"({"alg":"HS256"})", "[1,2]"));
