@@ -548,6 +548,19 @@ function once(emitter, event, timeoutMs = 10000) {
 async function wsConnect(url, protocols = [], opts = {}) {
   const ws = new WebSocket(url, protocols, {perMessageDeflate: false, ...opts});
   defer(() => ws.terminate());
+  // The first message may arrive in the same segment as the 101: ws emits it before the caller
+  // resumes from this await, so it is kept until a messageQueue / eioClient takes it (early()).
+  const early = {messages: [], close: null};
+  const keepMessage = (data, isBinary) => early.messages.push([data, isBinary]);
+  const keepClose = (code, reason) => (early.close = [code, reason]);
+  ws.on('message', keepMessage);
+  ws.on('close', keepClose);
+  ws.takeEarly = () => {
+    ws.off('message', keepMessage);
+    ws.off('close', keepClose);
+    ws.takeEarly = null;
+    return early;
+  };
   await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`connect ${url}: timed out`)),
                              opts.timeout ?? 10000);
@@ -572,25 +585,42 @@ async function wsConnect(url, protocols = [], opts = {}) {
     });
   });
   ws.on('error', () => {});  // errors after open surface as 'close' codes, which tests assert
+  // Only what came with the upgrade is kept: after this turn of the loop, a socket nobody took
+  // from stops collecting (tests that attach their own handlers stream a lot through them).
+  setImmediate(() => {
+    ws.off('message', keepMessage);
+    ws.off('close', keepClose);
+  });
   return ws;
 }
 
 // Queues a ws client's messages so tests can await them one by one, in order.
+// Hands `onMessage` / `onClose` what a wsConnect socket received before they were attached.
+function replayEarly(ws, onMessage, onClose) {
+  const early = ws.takeEarly ? ws.takeEarly() : null;
+  if (!early) return;
+  for (const [data, isBinary] of early.messages) onMessage(data, isBinary);
+  if (early.close) onClose(...early.close);
+}
+
 function messageQueue(ws) {
   const items = [];
   const waiters = [];
   let closed = null;
-  ws.on('message', (data, isBinary) => {
+  const onMessage = (data, isBinary) => {
     const msg = {data: Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data), isBinary};
     if (waiters.length) waiters.shift().resolve(msg);
     else items.push(msg);
-  });
-  ws.on('close', (code, reason) => {
+  };
+  const onClose = (code, reason) => {
     closed = {code, reason: reason.toString()};
     while (waiters.length) {
       waiters.shift().reject(new Error(`closed (${code} ${reason}) while awaiting a message`));
     }
-  });
+  };
+  ws.on('message', onMessage);
+  ws.on('close', onClose);
+  replayEarly(ws, onMessage, onClose);
   return {
     get length() {
       return items.length;
@@ -1014,6 +1044,7 @@ module.exports = {
   withTimeout,
   wsConnect,
   messageQueue,
+  replayEarly,
   // raw WebSocket
   rawConnect,
   RawClient,

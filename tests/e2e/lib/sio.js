@@ -241,7 +241,7 @@ function eioClient(ws, {answerPings = true} = {}) {
   const closedPromise = new Promise((resolve) => {
     resolveClosed = resolve;
   });
-  ws.on('message', (data, isBinary) => {
+  const onMessage = (data, isBinary) => {
     const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
     const msg = {data: bytes, isBinary, text: isBinary ? null : bytes.toString('utf8')};
     if (msg.text === '2') {
@@ -252,15 +252,19 @@ function eioClient(ws, {answerPings = true} = {}) {
     }
     if (waiters.length) waiters.shift().resolve(msg);
     else items.push(msg);
-  });
-  ws.on('close', (code, reason) => {
+  };
+  const onClose = (code, reason) => {
     closed = {code, reason: reason.toString(), at: Date.now()};
     for (const w of waiters.splice(0)) {
       w.reject(new Error(`closed (${code} ${reason}) while awaiting a message`));
     }
     for (const w of pingWaiters.splice(0)) w();
     resolveClosed(closed);
-  });
+  };
+  ws.on('message', onMessage);
+  ws.on('close', onClose);
+  // What arrived with the 101, before this client was attached (see harness.wsConnect).
+  h.replayEarly(ws, onMessage, onClose);
   return {
     pings,
     closed: closedPromise,
