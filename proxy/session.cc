@@ -19,6 +19,7 @@
 #include "proxy/connect_claims.h"
 #include "proxy/eio_relay.h"
 #include "proxy/notice_box.h"
+#include "proxy/polling_namespaces.h"
 #include "proxy/sio_inspector.h"
 #include "proxy/translate_down.h"
 #include "proxy/translate_up.h"
@@ -1067,10 +1068,9 @@ std::string Session::filterPayload(std::string_view body, filters::Direction dir
   std::vector<std::string> made;  // storage for rewritten packets
   made.reserve(packets.size());
   bool changed = false;
-  // Each request is judged on its own: one POST may not ask for more than max_namespaces.
-  std::vector<std::string_view> connects;
   for (const auto& packet : packets) {
     if (packet.type != eio::PacketType::Message) {
+      if (packet.type == eio::PacketType::Close) forgetNamespaces(client_sid_);
       kept.push_back(packet);
       continue;
     }
@@ -1085,17 +1085,20 @@ std::string Session::filterPayload(std::string_view body, filters::Direction dir
     }
     SioInspector::Verdict verdict = packet.binary ? inspector.onBinary()
                                                   : inspector.onText(packet.data, chain_.get());
-    const sio::Packet& decoded = inspector.current();
-    if (verdict == SioInspector::Verdict::Forward && to_upstream && !packet.binary &&
-        decoded.type == sio::PacketType::Connect &&
-        std::find(connects.begin(), connects.end(), decoded.nsp) == connects.end()) {
-      if (connects.size() >= route_->max_namespaces) {
+    if (verdict != SioInspector::Verdict::Invalid && !packet.binary) {
+      // max_namespaces over the session's requests (the session's sid names it).
+      const sio::Packet& decoded = inspector.current();
+      if (decoded.type == sio::PacketType::Disconnect ||
+          (decoded.type == sio::PacketType::ConnectError && !to_upstream)) {
+        leaveNamespace(client_sid_, decoded.nsp);
+      } else if (decoded.type == sio::PacketType::Connect && to_upstream &&
+                 verdict == SioInspector::Verdict::Forward &&
+                 !admitNamespace(client_sid_, decoded.nsp, route_->max_namespaces)) {
         made.push_back(refusalProbe(decoded.nsp, "too many namespaces"));
         kept.push_back({eio::PacketType::Message, false, made.back()});
         changed = true;
         continue;
       }
-      connects.push_back(decoded.nsp);
     }
     if (verdict == SioInspector::Verdict::Forward) {
       kept.push_back(packet);
@@ -1174,6 +1177,7 @@ void Session::handlePollingResponse() {
   const http::Request& req = request_parser_->request();
   http::Response& res = response_parser_->response();
   std::string body = std::move(res.body);
+  if (res.status == 400 && !client_sid_.empty()) forgetNamespaces(client_sid_);  // session gone
   if (res.status == 200 && req.method == "GET") {
     if (client_sid_.empty() && !body.empty() && body[0] == '0') {
       // The handshake: the client gets a sid that names this endpoint, signed.

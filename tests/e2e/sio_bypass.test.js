@@ -280,4 +280,29 @@ h.test('pass-through over websocket: CONNECTs past max_namespaces (3) are refuse
   assert.deepEqual(nsps, ['/', '/admin', '/realtime-voice']);
 });
 
+h.test('pass-through over polling: max_namespaces (3) holds across POSTs; leaving one makes ' +
+       'room', async () => {
+  if (h.direct) throw new h.Skip('needs wsbridge');
+  const server = await h.startPeer('sio-server.js');
+  const port = await h.freePort();
+  await h.startWsbridge(sio.sioConfig({port, endpoints: [server.port],
+                                       routeExtra: 'max_namespaces = 3\n'}));
+  const s = new sio.PollingSession();
+  await s.handshake(port);
+  const seen = [];
+  const reply = (nsp) => s.getUntil(port, (p) => p.startsWith(`40${nsp}`) ||
+                                                 p.startsWith(`44${nsp}`), {seen});
+  for (const nsp of ['/', '/admin', '/realtime-voice']) {
+    await s.post(port, nsp === '/' ? '40' : `40${nsp},`);
+    assert.match(await reply(nsp === '/' ? '' : nsp), /^40/);
+  }
+  await s.post(port, '40/ghost,');  // a fourth, in a later request
+  assert.equal(await reply('/ghost'), '44/ghost,{"message":"too many namespaces"}');
+  await s.post(port, ['41/admin,', '40/ghost,']);
+  // The server has no /ghost namespace: its own refusal proves the CONNECT was forwarded.
+  assert.equal(await reply('/ghost'), '44/ghost,{"message":"Invalid namespace"}');
+  const nsps = server.lines.filter((o) => o.event === 'connection').map((o) => o.nsp).sort();
+  assert.deepEqual(nsps, ['/', '/admin', '/realtime-voice']);
+});
+
 h.run();
