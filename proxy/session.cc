@@ -9,10 +9,12 @@
 #include <netinet/tcp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <openssl/err.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <chrono>
 #include <functional>
 
 #include "codec/engineio.h"
@@ -259,12 +261,34 @@ void Session::onClientRead(bufferevent*, void* self) {
 void Session::onClientEvent(bufferevent*, short what, void* self) {
   auto* s = static_cast<Session*>(self);
   if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-    if (what & BEV_EVENT_ERROR && s->listener_.tls) {
-      spdlog::debug("{}:{}: TLS/socket error during handshake: {}", s->client_ip_, s->client_port_,
-                    sslErrors());
-    }
+    if (what & BEV_EVENT_ERROR && s->listener_.tls) s->tlsFailed();
     s->finish();
   }
+}
+
+void Session::tlsFailed() {
+  const std::string why = sslErrors(client_);
+  // None: a socket error, or a peer that closed before sending a ClientHello (a TCP health check
+  // connects and leaves). Not a failed handshake.
+  if (why.empty() || why.find("unexpected eof") != std::string::npos) {
+    spdlog::debug("{}:{}: connection lost during the TLS handshake{}{}", client_ip_, client_port_,
+                  why.empty() ? "" : ": ", why);
+    return;
+  }
+  worker_.stats().countTlsFailure(listener_.config->name);
+  // One line a second per worker at most: a scanner must not flood the log.
+  thread_local std::chrono::steady_clock::time_point logged{};
+  thread_local uint64_t unlogged = 0;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - logged < std::chrono::seconds(1)) {
+    ++unlogged;
+    return;
+  }
+  spdlog::warn("listener {}: TLS handshake with {}:{} failed: {}{}", listener_.config->name,
+               client_ip_, client_port_, why,
+               unlogged ? fmt::format(" ({} more in the last second)", unlogged) : std::string());
+  logged = now;
+  unlogged = 0;
 }
 
 void Session::handleRequest() {
@@ -538,7 +562,10 @@ void Session::onUpstreamEvent(bufferevent*, short what, void* self) {
   }
   if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
     std::string why = (what & BEV_EVENT_EOF) ? "connection closed" : "connection failed";
-    if (s->cluster_->tls && (what & BEV_EVENT_ERROR)) why += ": " + sslErrors();
+    if (s->cluster_->tls && (what & BEV_EVENT_ERROR)) {
+      const std::string tls = sslErrors(s->upstream_);
+      why += ": " + (tls.empty() ? std::string("socket error") : tls);
+    }
     s->onUpstreamFailed(why);
   }
 }

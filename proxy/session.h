@@ -106,6 +106,9 @@ class Session : public Deletable, public filters::FilterCallbacks {
   void countFilterAction(std::string_view action);
   // A Socket.IO packet that did not decode: logged once for this connection, counted by route.
   void noteParseError(bool from_upstream, std::string_view why);
+  // A TLS listener's handshake (or a later TLS error before the request) failed: counted, and
+  // logged with the peer and OpenSSL's reason, one line a second per worker at most.
+  void tlsFailed();
 
   Worker& worker_;
   SnapshotPtr snapshot_;

@@ -84,6 +84,7 @@ void StatsTotals::merge(const StatsTotals& o) {
   for (const auto& [k, r] : o.clusters) addRoute(clusters[k], r);
   addCounts(refused, o.refused);
   addCounts(accept_errors, o.accept_errors);
+  addCounts(tls_failures, o.tls_failures);
   addCounts(connect_failures, o.connect_failures);
   for (const auto& [k, h] : o.connect_latency) connect_latency[k].add(h);
   addCounts(filter_actions, o.filter_actions);
@@ -137,6 +138,9 @@ void StatsTotals::add(const WorkerStats& worker) {
   });
   worker.accept_errors_.forEach([this](const std::string& reason, const std::atomic<uint64_t>& n) {
     accept_errors[reason] += n.load(relaxed);
+  });
+  worker.tls_failures_.forEach([this](const std::string& listener, const std::atomic<uint64_t>& n) {
+    tls_failures[listener] += n.load(relaxed);
   });
   worker.refused_.forEach(
       [this](int status, const std::atomic<uint64_t>& n) { refused[status] += n.load(relaxed); });
@@ -274,6 +278,10 @@ std::string renderPrometheus(const StatsTotals& totals) {
            "accept() failures on the listeners, by reason (no_descriptors: EMFILE, ENFILE, "
            "ENOBUFS or ENOMEM; the listener pauses 100 ms).");
   for (const auto& [reason, n] : totals.accept_errors) w.sample({{"reason", reason}}, n);
+
+  w.family("wsbridge_tls_handshake_failures_total", "counter",
+           "TLS handshakes (or TLS errors before the request) that failed, by listener.");
+  for (const auto& [listener, n] : totals.tls_failures) w.sample({{"listener", listener}}, n);
 
   w.family("wsbridge_handshakes_refused_total", "counter",
            "Requests answered with an HTTP error instead of an upgrade, by status.");

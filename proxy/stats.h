@@ -125,6 +125,7 @@ class WorkerStats {
   void countAccepted() { bump(tcp_accepted_); }
   // accept() failures by reason ("no_descriptors" | "other").
   void countAcceptError(const std::string& reason) { bump(accept_errors_.at(reason)); }
+  void countTlsFailure(const std::string& listener) { bump(tls_failures_.at(listener)); }
   void countRefused(int status) { bump(refused_.at(status)); }
   void countConnectFailure(const std::string& cluster, const std::string& endpoint) {
     bump(connect_failures_.at({cluster, endpoint}));
@@ -155,6 +156,7 @@ class WorkerStats {
   LabelTable<std::string, RouteCounters> clusters_;
   LabelTable<int> refused_;  // by HTTP status
   LabelTable<std::string> accept_errors_;  // by reason
+  LabelTable<std::string> tls_failures_;   // by listener
   LabelTable<std::pair<std::string, std::string>> connect_failures_;  // (cluster, endpoint)
   LabelTable<std::pair<std::string, std::string>, Histogram> connect_latency_;
   LabelTable<std::pair<std::string, std::string>> filter_actions_;  // (filter, action)
@@ -205,6 +207,7 @@ struct StatsTotals {
   std::map<std::string, RouteTotals> clusters;  // connection counts only
   std::map<int, uint64_t> refused;
   std::map<std::string, uint64_t> accept_errors;  // by reason
+  std::map<std::string, uint64_t> tls_failures;   // by listener
   std::map<Pair, uint64_t> connect_failures;        // (cluster, endpoint)
   std::map<Pair, HistogramTotals> connect_latency;  // (cluster, endpoint)
   std::map<Pair, uint64_t> filter_actions;          // (filter, action)

@@ -1,6 +1,7 @@
 // TLS context construction for listeners and clusters.
 #include "proxy/tls.h"
 
+#include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 
 namespace wsb::proxy {
@@ -14,6 +15,17 @@ std::string sslErrors() {
     out += buf;
   }
   return out.empty() ? "unknown TLS error" : out;
+}
+
+std::string sslErrors(bufferevent* bev) {
+  std::string out;
+  while (unsigned long e = bufferevent_get_openssl_error(bev)) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    if (!out.empty()) out += "; ";
+    out += buf;
+  }
+  return out;
 }
 
 namespace {

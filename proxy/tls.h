@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include <event2/bufferevent.h>
 #include <openssl/ssl.h>
 
 namespace wsb::proxy {
@@ -22,5 +23,8 @@ SslCtxPtr makeClientContext(const std::string& ca_file, bool verify, std::string
 
 // The OpenSSL error queue as one line (and cleared).
 std::string sslErrors();
+// The OpenSSL errors libevent kept for one TLS bufferevent (it takes them off the thread's
+// queue), as one line, cleared; empty when there are none (a plain socket error or EOF).
+std::string sslErrors(bufferevent* bev);
 
 }  // namespace wsb::proxy
