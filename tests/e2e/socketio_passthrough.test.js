@@ -465,9 +465,10 @@ h.test('heartbeat: a websocket client that never answers pings is dropped at the
   t.log(`ping -> client closed ${closed.at - pingAt} ms (code ${closed.code} ` +
         `"${closed.reason}"), server disconnect ${gone.at - pingAt} ms (${gone.reason})`);
   assert.equal(eio.pings.length, 1, 'a second ping came: nobody enforced the deadline');
-  // The deadline is the pingTimeout after the ping; allow scheduling slack, not another cycle.
-  assert.ok(closed.at - pingAt < timeout + 150, `client closed ${closed.at - pingAt} ms late`);
-  assert.ok(gone.at - pingAt < timeout + 150, `server disconnect ${gone.at - pingAt} ms late`);
+  // The deadline is the pingTimeout after the ping. Nothing else closes this session, so a
+  // generous bound (5x, for a loaded machine) still shows the deadline did it.
+  assert.ok(closed.at - pingAt < 5 * timeout, `client closed ${closed.at - pingAt} ms late`);
+  assert.ok(gone.at - pingAt < 5 * timeout, `server disconnect ${gone.at - pingAt} ms late`);
   assert.ok(['ping timeout', 'transport close'].includes(gone.reason), gone.reason);
 }, {timeout: 20000});
 
@@ -501,8 +502,10 @@ h.test('heartbeat after a polling upgrade: wsbridge enforces its ping_timeout an
   t.log(`ping -> ${close ? `close ${close.code} "${close.reason}"` : 'TCP close, no close frame'}` +
         ` after ${closedAt - pingAt} ms; server: ${gone.reason} after ${gone.at - pingAt} ms`);
   assert.equal(gone.reason, 'transport close');
-  assert.ok(gone.at - pingAt < 200 + 300, `server disconnect ${gone.at - pingAt} ms after ping`);
-  assert.ok(closedAt - pingAt < 200 + 300, `client closed ${closedAt - pingAt} ms after ping`);
+  // wsbridge's 200 ms, not the server's 5 s: 10x slack for a loaded machine is still far below
+  // what the server would take (pingTimeout 5 s).
+  assert.ok(gone.at - pingAt < 2000, `server disconnect ${gone.at - pingAt} ms after ping`);
+  assert.ok(closedAt - pingAt < 2000, `client closed ${closedAt - pingAt} ms after ping`);
   assert.ok(close, 'the client got no close frame (1006) instead of 1001');
   assert.equal(close.code, 1001);
   assert.equal(close.reason, 'client did not answer the ping');
