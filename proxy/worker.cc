@@ -9,12 +9,15 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
+#include "codec/http1.h"
 #include "proxy/redis_leases.h"
 #include "proxy/session.h"
 #include "proxy/translate_down.h"
@@ -73,7 +76,8 @@ std::string peerAddress(const sockaddr* addr, uint16_t* port) {
 }
 }  // namespace
 
-Worker::Worker(int index, SnapshotPtr snapshot) : index_(index), snapshot_(std::move(snapshot)) {}
+Worker::Worker(int index, SnapshotPtr snapshot, HandshakeCounts& handshakes)
+    : index_(index), snapshot_(std::move(snapshot)), handshakes_(handshakes) {}
 
 Worker::~Worker() {
   join();
@@ -296,14 +300,50 @@ void Worker::onAccept(evconnlistener*, int fd, sockaddr* addr, int, void* self) 
   auto* listening = static_cast<Listening*>(self);
   Worker* worker = listening->worker;
   worker->stats_.countAccepted();
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   uint16_t port = 0;
   std::string ip = peerAddress(addr, &port);
+  const config::Listener& config = *listening->runtime->config;
+  std::optional<HandshakeSlot> slot =
+      worker->handshakes_.admit(config.name, sourceKey(addr), config.max_handshakes_per_ip);
+  if (!slot) {
+    worker->refuseHandshake(*listening, fd, ip);
+    return;
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   // The listener runtime belongs to the worker's current snapshot, which the session holds.
-  auto* session = new Session(*worker, worker->snapshot_, *listening->runtime, fd, std::move(ip), port);
+  auto* session = new Session(*worker, worker->snapshot_, *listening->runtime, fd, std::move(ip),
+                              port, std::move(*slot));
   worker->add(session);
   session->start();
+}
+
+void Worker::refuseHandshake(const Listening& listening, int fd, const std::string& ip) {
+  stats_.countAcceptError("handshakes_per_ip");
+  const config::Listener& config = *listening.runtime->config;
+  if (!listening.runtime->tls) {
+    // One non-blocking write into an empty socket buffer, so a client behind a busy NAT hears
+    // why. What the client sent already is read first (a bounded amount): close() with unread
+    // input sends RST, which may discard the answer before the client reads it.
+    static const std::string kRefusal = http::errorResponse(
+        429, "{\"error\":\"too many connections in the handshake from this address\"}",
+        {{"Retry-After", "1"}});
+    char scratch[4096];
+    for (int i = 0; i < 4 && ::recv(fd, scratch, sizeof scratch, MSG_DONTWAIT) > 0; ++i) {
+    }
+    static_cast<void>(::send(fd, kRefusal.data(), kRefusal.size(), MSG_DONTWAIT | MSG_NOSIGNAL));
+  }
+  ::close(fd);
+  ++handshake_refusals_unlogged_;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - handshake_refusal_logged_ >= std::chrono::seconds(1)) {
+    spdlog::warn("listener {}: refused {} connection(s) at accept since the last such line: the "
+                 "source had max_handshakes_per_ip ({}) connections in the handshake already "
+                 "(last from {})",
+                 config.name, handshake_refusals_unlogged_, config.max_handshakes_per_ip, ip);
+    handshake_refusals_unlogged_ = 0;
+    handshake_refusal_logged_ = now;
+  }
 }
 
 }  // namespace wsb::proxy

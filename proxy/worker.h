@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "proxy/dispatcher.h"
+#include "proxy/handshake_counts.h"
 #include "proxy/mask_source.h"
 #include "proxy/snapshot.h"
 #include "proxy/stats.h"
@@ -33,7 +34,8 @@ struct ClusterBalance {
 
 class Worker {
  public:
-  Worker(int index, SnapshotPtr snapshot);
+  // `handshakes` is shared by every worker of the process and outlives them.
+  Worker(int index, SnapshotPtr snapshot, HandshakeCounts& handshakes);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -85,6 +87,10 @@ class Worker {
   // for a moment instead of spinning on a readable socket it cannot accept from; logged at most
   // once a second with the count, counted in /metrics.
   static void onAcceptError(evconnlistener*, void* self);
+  // The source already has the listener's max_handshakes_per_ip connections in the handshake:
+  // closed at once (on a plain listener after a best-effort 429), counted in /metrics, logged at
+  // most once a second per worker.
+  void refuseHandshake(const Listening& listening, int fd, const std::string& ip);
   void closeListeners();
   void maybeFinishDrain();
 
@@ -95,6 +101,9 @@ class Worker {
   std::vector<std::unique_ptr<Listening>> listening_;
   uint64_t accept_errors_unlogged_ = 0;
   std::chrono::steady_clock::time_point accept_error_logged_{};
+  HandshakeCounts& handshakes_;
+  uint64_t handshake_refusals_unlogged_ = 0;
+  std::chrono::steady_clock::time_point handshake_refusal_logged_{};
   std::set<ListenerKey> bound_;  // main thread only: the listeners of the last snapshot set
   std::map<std::string, ClusterBalance> balance_;
   std::unordered_set<Session*> sessions_;
