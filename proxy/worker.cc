@@ -335,15 +335,33 @@ void Worker::refuseHandshake(const Listening& listening, int fd, const std::stri
   }
   ::close(fd);
   ++handshake_refusals_unlogged_;
+  refused_listener_ = config.name;
+  refused_ip_ = ip;
+  refused_cap_ = config.max_handshakes_per_ip;
+  // The first refusal after a quiet second is logged at once; the rest of a burst in one line
+  // when the second is up, so a flood costs one line a second and its count is never lost.
   const auto now = std::chrono::steady_clock::now();
-  if (now - handshake_refusal_logged_ >= std::chrono::seconds(1)) {
-    spdlog::warn("listener {}: refused {} connection(s) at accept since the last such line: the "
-                 "source had max_handshakes_per_ip ({}) connections in the handshake already "
-                 "(last from {})",
-                 config.name, handshake_refusals_unlogged_, config.max_handshakes_per_ip, ip);
-    handshake_refusals_unlogged_ = 0;
-    handshake_refusal_logged_ = now;
+  const auto next = handshake_refusal_logged_ + std::chrono::seconds(1);
+  if (now >= next) {
+    logHandshakeRefusals();
+    return;
   }
+  if (!refusal_log_timer_) {
+    refusal_log_timer_ = std::make_unique<Timer>(dispatcher_, [this] { logHandshakeRefusals(); });
+  }
+  if (!refusal_log_timer_->armed()) {
+    refusal_log_timer_->arm(std::chrono::ceil<Duration>(next - now));
+  }
+}
+
+void Worker::logHandshakeRefusals() {
+  if (handshake_refusals_unlogged_ == 0) return;
+  spdlog::warn("listener {}: refused {} connection(s) at accept in the last second: the source "
+               "had max_handshakes_per_ip ({}) connections in the handshake already (last from "
+               "{})",
+               refused_listener_, handshake_refusals_unlogged_, refused_cap_, refused_ip_);
+  handshake_refusals_unlogged_ = 0;
+  handshake_refusal_logged_ = std::chrono::steady_clock::now();
 }
 
 }  // namespace wsb::proxy

@@ -91,6 +91,8 @@ class Worker {
   // closed at once (on a plain listener after a best-effort 429), counted in /metrics, logged at
   // most once a second per worker.
   void refuseHandshake(const Listening& listening, int fd, const std::string& ip);
+  // Logs the refusals not logged yet (one line), if any.
+  void logHandshakeRefusals();
   void closeListeners();
   void maybeFinishDrain();
 
@@ -102,8 +104,14 @@ class Worker {
   uint64_t accept_errors_unlogged_ = 0;
   std::chrono::steady_clock::time_point accept_error_logged_{};
   HandshakeCounts& handshakes_;
+  // Refusals at accept since the last log line, and what the line names: the last one's
+  // listener, source and cap. The timer writes the line that a burst within the second owes.
   uint64_t handshake_refusals_unlogged_ = 0;
   std::chrono::steady_clock::time_point handshake_refusal_logged_{};
+  std::string refused_listener_;
+  std::string refused_ip_;
+  uint32_t refused_cap_ = 0;
+  std::unique_ptr<Timer> refusal_log_timer_;
   std::set<ListenerKey> bound_;  // main thread only: the listeners of the last snapshot set
   std::map<std::string, ClusterBalance> balance_;
   std::unordered_set<Session*> sessions_;
