@@ -63,6 +63,9 @@ struct Listener {
   std::string tls_cert;  // both set = wss/https on this listener
   std::string tls_key;
   bool tls() const { return !tls_cert.empty(); }
+  // Connections from one client address (an IPv6 /64) that may be in their handshake at once,
+  // across workers: accepted, first request not yet read whole. 0 = no cap.
+  uint32_t max_handshakes_per_ip = 128;
   SourcePos pos;
 };
 

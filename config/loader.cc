@@ -142,6 +142,8 @@ class ConfigBuilder {
         reader.error(reader.node(has_cert ? "tls_cert" : "tls_key"),
                      "'tls_cert' and 'tls_key' must be set together");
       }
+      listener.max_handshakes_per_ip = static_cast<uint32_t>(reader.integer(
+          "max_handshakes_per_ip", listener.max_handshakes_per_ip, 0, UINT32_MAX));
       reader.finish();
 
       auto [named, fresh_name] = names.emplace(listener.name, listener.pos);

@@ -245,7 +245,8 @@ std::string renderConfigJson(const config::Config& c) {
     const auto& l = c.listeners[i];
     out += std::string(i ? "," : "") + "{\"name\":" + str(l.name) +
            ",\"address\":" + str(l.address.str()) + ",\"tls_cert\":" + str(l.tls_cert) +
-           ",\"tls_key\":" + str(l.tls_key) + "}";
+           ",\"tls_key\":" + str(l.tls_key) +
+           ",\"max_handshakes_per_ip\":" + std::to_string(l.max_handshakes_per_ip) + "}";
   }
   out += "],\"routes\":[";
   for (size_t i = 0; i < c.routes.size(); ++i) {

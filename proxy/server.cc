@@ -91,7 +91,7 @@ int Server::run() {
   }
   uint32_t count = config_->runtime.workers == 0 ? 1 : config_->runtime.workers;
   for (uint32_t i = 0; i < count; ++i) {
-    auto worker = std::make_unique<Worker>(static_cast<int>(i), snapshot_);
+    auto worker = std::make_unique<Worker>(static_cast<int>(i), snapshot_, handshakes_);
     std::string error;
     if (!worker->bind(&error)) {
       spdlog::error("{}", error);

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "proxy/handshake_counts.h"
 #include "proxy/snapshot.h"
 
 namespace wsb::proxy {
@@ -31,6 +32,7 @@ class Server {
   config::ConfigPtr config_;
   std::string config_path_;
   SnapshotPtr snapshot_;
+  HandshakeCounts handshakes_;  // every worker's; declared before them, so it outlives them
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<AdminListener> admin_;  // set when [admin] has an address
 };

@@ -79,12 +79,13 @@ void countClosed(RouteCounters& counters, Bridge* bridge) {
 }  // namespace
 
 Session::Session(Worker& worker, SnapshotPtr snapshot, const ListenerRuntime& listener, int fd,
-                 std::string client_ip, uint16_t client_port)
+                 std::string client_ip, uint16_t client_port, HandshakeSlot handshake)
     : worker_(worker),
       snapshot_(std::move(snapshot)),
       listener_(listener),
       client_ip_(std::move(client_ip)),
       client_port_(client_port),
+      handshake_slot_(std::move(handshake)),
       request_parser_(std::make_unique<http::RequestParser>()) {
   event_base* base = worker_.dispatcher().base();
   constexpr int kOptions = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
@@ -219,6 +220,7 @@ void Session::finish() {
     worker_.stats().cluster(route_->cluster).countClosed(code, {0, 0}, {0, 0});
   }
   state_ = State::Done;
+  handshake_slot_.release();  // now, not at the deferred delete
   if (chain_) {
     filters::CloseInfo info;
     if (bridge_) {
@@ -253,6 +255,7 @@ void Session::onClientRead(bufferevent*, void* self) {
                       s->request_parser_->errorReason());
       return;
     case http::ParseState::Done:
+      s->handshake_slot_.release();  // the request is whole: no longer a slow client's to hold
       s->handleRequest();
       return;
   }

@@ -13,6 +13,7 @@
 #include "codec/http1.h"
 #include "filters/chain.h"
 #include "proxy/dispatcher.h"
+#include "proxy/handshake_counts.h"
 #include "proxy/snapshot.h"
 
 struct bufferevent;
@@ -25,8 +26,10 @@ struct ConnectionInfo;
 
 class Session : public Deletable, public filters::FilterCallbacks {
  public:
+  // `handshake` counts the connection against its source's max_handshakes_per_ip until the
+  // first request has been read whole (or the connection ends first).
   Session(Worker& worker, SnapshotPtr snapshot, const ListenerRuntime& listener, int fd,
-          std::string client_ip, uint16_t client_port);
+          std::string client_ip, uint16_t client_port, HandshakeSlot handshake);
   ~Session() override;
 
   void start();
@@ -116,6 +119,9 @@ class Session : public Deletable, public filters::FilterCallbacks {
   std::string client_ip_;
   uint16_t client_port_;
   State state_ = State::ReadingRequest;
+  // Held from accept to the first complete request. Later requests of a keep-alive connection
+  // are not counted: they are timed by the keep-alive deadline.
+  HandshakeSlot handshake_slot_;
 
   bufferevent* client_ = nullptr;
   bufferevent* upstream_ = nullptr;

@@ -275,8 +275,10 @@ std::string renderPrometheus(const StatsTotals& totals) {
   connectionFamilies(w, "wsbridge_cluster_connections_", "cluster", totals.clusters);
 
   w.family("wsbridge_accept_errors_total", "counter",
-           "accept() failures on the listeners, by reason (no_descriptors: EMFILE, ENFILE, "
-           "ENOBUFS or ENOMEM; the listener pauses 100 ms).");
+           "Connections the listeners could not take, by reason (no_descriptors: accept() failed "
+           "with EMFILE, ENFILE, ENOBUFS or ENOMEM, the listener pauses 100 ms; "
+           "handshakes_per_ip: closed at accept, its source had max_handshakes_per_ip "
+           "connections in the handshake; other: another accept() error).");
   for (const auto& [reason, n] : totals.accept_errors) w.sample({{"reason", reason}}, n);
 
   w.family("wsbridge_tls_handshake_failures_total", "counter",

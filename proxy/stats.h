@@ -123,7 +123,8 @@ class WorkerStats {
   RouteCounters& route(const std::string& path) { return routes_.at(path); }
   RouteCounters& cluster(const std::string& name) { return clusters_.at(name); }
   void countAccepted() { bump(tcp_accepted_); }
-  // accept() failures by reason ("no_descriptors" | "other").
+  // Connections not taken, by reason: accept() failures ("no_descriptors" | "other") and
+  // connections closed at accept ("handshakes_per_ip").
   void countAcceptError(const std::string& reason) { bump(accept_errors_.at(reason)); }
   void countTlsFailure(const std::string& listener) { bump(tls_failures_.at(listener)); }
   void countRefused(int status) { bump(refused_.at(status)); }

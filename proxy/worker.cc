@@ -9,12 +9,15 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
+#include "codec/http1.h"
 #include "proxy/redis_leases.h"
 #include "proxy/session.h"
 #include "proxy/translate_down.h"
@@ -73,7 +76,8 @@ std::string peerAddress(const sockaddr* addr, uint16_t* port) {
 }
 }  // namespace
 
-Worker::Worker(int index, SnapshotPtr snapshot) : index_(index), snapshot_(std::move(snapshot)) {}
+Worker::Worker(int index, SnapshotPtr snapshot, HandshakeCounts& handshakes)
+    : index_(index), snapshot_(std::move(snapshot)), handshakes_(handshakes) {}
 
 Worker::~Worker() {
   join();
@@ -296,14 +300,68 @@ void Worker::onAccept(evconnlistener*, int fd, sockaddr* addr, int, void* self) 
   auto* listening = static_cast<Listening*>(self);
   Worker* worker = listening->worker;
   worker->stats_.countAccepted();
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   uint16_t port = 0;
   std::string ip = peerAddress(addr, &port);
+  const config::Listener& config = *listening->runtime->config;
+  std::optional<HandshakeSlot> slot =
+      worker->handshakes_.admit(config.name, sourceKey(addr), config.max_handshakes_per_ip);
+  if (!slot) {
+    worker->refuseHandshake(*listening, fd, ip);
+    return;
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   // The listener runtime belongs to the worker's current snapshot, which the session holds.
-  auto* session = new Session(*worker, worker->snapshot_, *listening->runtime, fd, std::move(ip), port);
+  auto* session = new Session(*worker, worker->snapshot_, *listening->runtime, fd, std::move(ip),
+                              port, std::move(*slot));
   worker->add(session);
   session->start();
+}
+
+void Worker::refuseHandshake(const Listening& listening, int fd, const std::string& ip) {
+  stats_.countAcceptError("handshakes_per_ip");
+  const config::Listener& config = *listening.runtime->config;
+  if (!listening.runtime->tls) {
+    // One non-blocking write into an empty socket buffer, so a client behind a busy NAT hears
+    // why. What the client sent already is read first (a bounded amount): close() with unread
+    // input sends RST, which may discard the answer before the client reads it.
+    static const std::string kRefusal = http::errorResponse(
+        429, "{\"error\":\"too many connections in the handshake from this address\"}",
+        {{"Retry-After", "1"}});
+    char scratch[4096];
+    for (int i = 0; i < 4 && ::recv(fd, scratch, sizeof scratch, MSG_DONTWAIT) > 0; ++i) {
+    }
+    static_cast<void>(::send(fd, kRefusal.data(), kRefusal.size(), MSG_DONTWAIT | MSG_NOSIGNAL));
+  }
+  ::close(fd);
+  ++handshake_refusals_unlogged_;
+  refused_listener_ = config.name;
+  refused_ip_ = ip;
+  refused_cap_ = config.max_handshakes_per_ip;
+  // The first refusal after a quiet second is logged at once; the rest of a burst in one line
+  // when the second is up, so a flood costs one line a second and its count is never lost.
+  const auto now = std::chrono::steady_clock::now();
+  const auto next = handshake_refusal_logged_ + std::chrono::seconds(1);
+  if (now >= next) {
+    logHandshakeRefusals();
+    return;
+  }
+  if (!refusal_log_timer_) {
+    refusal_log_timer_ = std::make_unique<Timer>(dispatcher_, [this] { logHandshakeRefusals(); });
+  }
+  if (!refusal_log_timer_->armed()) {
+    refusal_log_timer_->arm(std::chrono::ceil<Duration>(next - now));
+  }
+}
+
+void Worker::logHandshakeRefusals() {
+  if (handshake_refusals_unlogged_ == 0) return;
+  spdlog::warn("listener {}: refused {} connection(s) at accept in the last second: the source "
+               "had max_handshakes_per_ip ({}) connections in the handshake already (last from "
+               "{})",
+               refused_listener_, handshake_refusals_unlogged_, refused_cap_, refused_ip_);
+  handshake_refusals_unlogged_ = 0;
+  handshake_refusal_logged_ = std::chrono::steady_clock::now();
 }
 
 }  // namespace wsb::proxy

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "proxy/dispatcher.h"
+#include "proxy/handshake_counts.h"
 #include "proxy/mask_source.h"
 #include "proxy/snapshot.h"
 #include "proxy/stats.h"
@@ -33,7 +34,8 @@ struct ClusterBalance {
 
 class Worker {
  public:
-  Worker(int index, SnapshotPtr snapshot);
+  // `handshakes` is shared by every worker of the process and outlives them.
+  Worker(int index, SnapshotPtr snapshot, HandshakeCounts& handshakes);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -85,6 +87,12 @@ class Worker {
   // for a moment instead of spinning on a readable socket it cannot accept from; logged at most
   // once a second with the count, counted in /metrics.
   static void onAcceptError(evconnlistener*, void* self);
+  // The source already has the listener's max_handshakes_per_ip connections in the handshake:
+  // closed at once (on a plain listener after a best-effort 429), counted in /metrics, logged at
+  // most once a second per worker.
+  void refuseHandshake(const Listening& listening, int fd, const std::string& ip);
+  // Logs the refusals not logged yet (one line), if any.
+  void logHandshakeRefusals();
   void closeListeners();
   void maybeFinishDrain();
 
@@ -95,6 +103,15 @@ class Worker {
   std::vector<std::unique_ptr<Listening>> listening_;
   uint64_t accept_errors_unlogged_ = 0;
   std::chrono::steady_clock::time_point accept_error_logged_{};
+  HandshakeCounts& handshakes_;
+  // Refusals at accept since the last log line, and what the line names: the last one's
+  // listener, source and cap. The timer writes the line that a burst within the second owes.
+  uint64_t handshake_refusals_unlogged_ = 0;
+  std::chrono::steady_clock::time_point handshake_refusal_logged_{};
+  std::string refused_listener_;
+  std::string refused_ip_;
+  uint32_t refused_cap_ = 0;
+  std::unique_ptr<Timer> refusal_log_timer_;
   std::set<ListenerKey> bound_;  // main thread only: the listeners of the last snapshot set
   std::map<std::string, ClusterBalance> balance_;
   std::unordered_set<Session*> sessions_;

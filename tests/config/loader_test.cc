@@ -366,6 +366,16 @@ TEST_CASE("unknown keys are reported at the key, with a hint when one is close")
         Errors{"t.toml:9:3: unknown key 'allow' in [admin]"});
 }
 
+TEST_CASE("max_handshakes_per_ip: 128 by default, 0 turns it off, negative is an error") {
+  CHECK(load(kBase)->listeners[0].max_handshakes_per_ip == 128);
+  auto off = load("[[listener]]\naddress = \"127.0.0.1:8080\"\nmax_handshakes_per_ip = 0\n" +
+                  std::string(kBase).substr(std::string(kBase).find("[cluster")));
+  CHECK(off->listeners[0].max_handshakes_per_ip == 0);
+  CHECK(errorsOf("[[listener]]\naddress = \"127.0.0.1:8080\"\nmax_handshakes_per_ip = -1\n" +
+                 std::string(kBase).substr(std::string(kBase).find("[cluster"))) ==
+        Errors{"t.toml:3:25: 'max_handshakes_per_ip' must be between 0 and 4294967295"});
+}
+
 TEST_CASE("wrong types and out-of-range values are reported at the value") {
   CHECK(errorsOf(withBase("[runtime]\nworkers = \"2\"\n")) ==
         Errors{"t.toml:8:11: 'workers' must be an integer"});

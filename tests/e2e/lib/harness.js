@@ -45,7 +45,8 @@
 //   closePayload(code, reason) / parseClose(payload).
 // Misc: readRss(pid) -> bytes (VmRSS), readCpuSeconds(pid), makeCert(dir) -> {cert, key, pem,
 //   fingerprint256} via the openssl CLI, tmpDir(), relayConfig({...}) -> TOML for a websocket
-//   relay, assert helpers (assertBytesEqual shows the first differing offset).
+//   relay (listenerExtra: lines for its [[listener]] table), assert helpers (assertBytesEqual
+//   shows the first differing offset).
 'use strict';
 
 const assert = require('node:assert/strict');
@@ -986,6 +987,7 @@ function relayConfig({
   tlsCert,
   tlsKey,
   routeExtra = '',
+  listenerExtra = '',
   extra = '',
 }) {
   const eps = endpoints.map((e) => (typeof e === 'number' ? `127.0.0.1:${e}` : e));
@@ -996,7 +998,7 @@ log_level = "${logLevel}"
 [[listener]]
 name = "public"
 address = "127.0.0.1:${port}"
-${tlsCert ? `tls_cert = "${tlsCert}"\ntls_key = "${tlsKey}"\n` : ''}
+${tlsCert ? `tls_cert = "${tlsCert}"\ntls_key = "${tlsKey}"\n` : ''}${listenerExtra}
 [[route]]
 path = "/"
 downstream = "websocket"
