@@ -170,8 +170,15 @@ Core& coreOf(http_parser* parser) { return *static_cast<Core*>(parser->data); }
 // Header-level checks (version, count) wait for the end of the header section: a data callback
 // fires wherever the input happened to be split, so checking earlier would make the answer to a
 // request with two faults depend on the split. Memory stays bounded: extra headers are not kept.
+// Trailer fields (after a chunked body) come through the same callbacks once the header section
+// is done. They are checked like header fields but dropped, as RFC 9110 6.5.1 allows: appended
+// to the headers, they would add fields (Connection, Host, credentials) after everything that
+// read the headers had decided on them, and a re-serialised message would say something else.
 int onHeaderField(http_parser* parser, const char* at, size_t len) {
   Core& core = coreOf(parser);
+  if (!std::all_of(at, at + len, isTokenChar))
+    return core.fail(400, "invalid character in header name");
+  if (core.headers_done) return 0;  // a trailer field
   if (core.in_value || core.header_count == 0) {
     core.finishHeader();
     ++core.header_count;
@@ -181,8 +188,6 @@ int onHeaderField(http_parser* parser, const char* at, size_t len) {
     }
     core.in_value = false;
   }
-  if (!std::all_of(at, at + len, isTokenChar))
-    return core.fail(400, "invalid character in header name");
   if (core.storing()) core.headers->back().name.append(at, len);
   return 0;
 }
@@ -192,7 +197,7 @@ int onHeaderValue(http_parser* parser, const char* at, size_t len) {
   core.in_value = true;
   if (std::any_of(at, at + len, isControl))
     return core.fail(400, "invalid character in header value");
-  if (!core.storing()) return 0;
+  if (core.headers_done || !core.storing()) return 0;  // a trailer field, or one too many
   std::string& value = core.headers->back().value;
   if (value.empty()) {
     while (len > 0 && isOws(*at)) ++at, --len;

@@ -163,6 +163,37 @@ TEST_CASE("chunked request body is reassembled across every split") {
   }
 }
 
+TEST_CASE("trailer fields after a chunked body are dropped, not added to the headers") {
+  // Found by the fuzzer: a "Connection: Upgrade" trailer turned the request, re-serialised,
+  // into an upgrade. Trailers are still checked like header fields.
+  const std::string message =
+      "POST /p HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "3\r\nabc\r\n0\r\n"
+      "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+  for (size_t split = 0; split <= message.size(); ++split) {
+    RequestParser parser;
+    Fed fed = feedPieces(parser, message, {split});
+    INFO("split at " << split);
+    REQUIRE(fed.state == ParseState::Done);
+    CHECK(fed.consumed == message.size());
+    CHECK(parser.request().body == "abc");
+    CHECK(parser.request().headers.size() == 2);
+    CHECK(parser.request().header("connection") == nullptr);
+  }
+  ResponseParser response;
+  const std::string answer =
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-Late: 1\r\n\r\n";
+  CHECK(response.feed(answer.data(), answer.size()) == answer.size());
+  REQUIRE(response.state() == ParseState::Done);
+  CHECK(response.response().header("x-late") == nullptr);
+  RequestParser bad;
+  const std::string bad_trailer =
+      "POST /p HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-A b: 1\r\n\r\n";
+  bad.feed(bad_trailer.data(), bad_trailer.size());
+  CHECK(bad.state() == ParseState::Error);
+  CHECK(bad.errorStatus() == 400);
+}
+
 TEST_CASE("keep-alive: reset parses a second pipelined request") {
   const std::string first = "GET /a HTTP/1.1\r\nHost: h\r\n\r\n";
   const std::string second = "POST /b?x=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nok";
