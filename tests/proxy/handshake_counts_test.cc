@@ -134,7 +134,9 @@ TEST_CASE("the source key: IPv4 address, IPv6 /64, IPv4-mapped as IPv4, nothing 
 TEST_CASE("workers admitting one source at once never hold more than the cap") {
   HandshakeCounts counts(kSeed);
   const std::string ip = keyOf(v4("127.0.0.1"));
-  constexpr uint32_t kCap = 64;
+  // Below what one thread wants (40): the cap binds even when the threads happen to run one
+  // after another (a loaded machine), so refusals are certain, not a matter of timing.
+  constexpr uint32_t kCap = 32;
   constexpr int kThreads = 4;
   // Slots held over all threads: counted up after an admit and down before the release, so it
   // never runs ahead of the table's own count.
@@ -157,7 +159,7 @@ TEST_CASE("workers admitting one source at once never hold more than the cap") {
         } else {
           refused.fetch_add(1);
         }
-        // Each thread wants up to 40 (160 in all): the cap binds.
+        // Each thread wants up to 40 (160 in all).
         if (held.size() >= 40 || (round % 7 == 0 && !held.empty())) {
           live.fetch_sub(1);
           held.pop_back();
