@@ -23,6 +23,18 @@ const REFUSAL_429 = 'HTTP/1.1 429 Too Many Requests\r\nContent-Type: application
                     'Connection: close\r\nRetry-After: 1\r\n' +
                     `Content-Length: ${REFUSAL_BODY.length}\r\n\r\n${REFUSAL_BODY}`;
 
+// The CI's sanitizer run (ASAN_OPTIONS set) is two to three times slower: the latency bound
+// that is the point of case 1 holds for the release build, and is 3x under a sanitizer. An ASan
+// build also keeps freed memory in a quarantine (256 MiB), which would swamp the RSS check:
+// wsbridge runs with a 1 MiB one, as relay.test.js does.
+const SANITIZED = Boolean(process.env.ASAN_OPTIONS);
+const P99_BOUND_MS = SANITIZED ? 300 : 100;
+const BRIDGE_ENV = {ASAN_OPTIONS: [process.env.ASAN_OPTIONS, 'quarantine_size_mb=1']
+                                      .filter(Boolean).join(':')};
+// Even so, ASan's allocator and shadow memory grow 13-16 MiB with thousands of connections and
+// keep it (measured); there LeakSanitizer, at wsbridge's exit, is the leak check that counts.
+const rssMargin = (release) => (SANITIZED ? 32 << 20 : release);
+
 // This process holds thousands of sockets at once.
 function raiseOwnFdLimit(wanted) {
   const limits = fs.readFileSync('/proc/self/limits', 'utf8');
@@ -153,6 +165,10 @@ async function metrics(adminPort) {
   return admin.parseMetrics((await admin.get(adminPort, '/metrics')).body);
 }
 
+function start(toml) {
+  return h.startWsbridge(toml, {env: BRIDGE_ENV});
+}
+
 function config({port, adminPort, echo, handshakeTimeout = '10s', listenerExtra = '',
                  filters = ['size'], extra = ''}) {
   return h.relayConfig({port, endpoints: [echo], logLevel: 'info', listenerExtra,
@@ -174,9 +190,9 @@ h.test('slowloris: 2,000 connections sending a header byte a second each get 408
   const port = await h.freePort();
   const adminPort = await h.freePort();
   // All 2,000 come from 127.0.0.1, like the normal client: a cap above them.
-  const bridge = await h.startWsbridge(config({port, adminPort, echo: echo.port,
-                                               handshakeTimeout: '2s',
-                                               listenerExtra: 'max_handshakes_per_ip = 4000\n'}));
+  const bridge = await start(config({port, adminPort, echo: echo.port,
+                                     handshakeTimeout: '2s',
+                                     listenerExtra: 'max_handshakes_per_ip = 4000\n'}));
   await leaks.echoOnce(port);
   const base = await leaks.baseline(bridge, adminPort);
 
@@ -210,13 +226,14 @@ h.test('slowloris: 2,000 connections sending a header byte a second each get 408
   t.log(`normal client: ${latencies.length} upgrades meanwhile; ${summary(latencies)}; ` +
         `slowest ${slowest(samples, started)}`);
   assert.ok(latencies.length >= 20, `enough upgrades measured: ${latencies.length}`);
-  assert.ok(p99 < 100, `upgrade p99 ${p99.toFixed(1)} ms`);
+  assert.ok(p99 < P99_BOUND_MS, `upgrade p99 ${p99.toFixed(1)} ms (bound ${P99_BOUND_MS} ms)`);
 
   const m = await metrics(adminPort);
   assert.equal(m['wsbridge_handshakes_refused_total{status="408"}'], 2000);
   assert.equal(m['wsbridge_accept_errors_total{reason="handshakes_per_ip"}'], undefined);
   const after = await leaks.assertNoLeak(bridge, adminPort, base,
-                                         {serve: () => leaks.echoOnce(port)});
+                                         {rssMargin: rssMargin(8 << 20),
+                                          serve: () => leaks.echoOnce(port)});
   t.log(`leak check: ${JSON.stringify(after)}`);
 }, {timeout: 90000});
 
@@ -227,8 +244,8 @@ h.test('2,000 upgraded connections that send half a frame and stop are closed by
   const port = await h.freePort();
   const adminPort = await h.freePort();
   // The default max_handshakes_per_ip (128): upgrades 50 at a time from one address pass it.
-  const bridge = await h.startWsbridge(config({port, adminPort, echo: echo.port,
-                                               filters: ['size', 'hb'], extra: `
+  const bridge = await start(config({port, adminPort, echo: echo.port,
+                                     filters: ['size', 'hb'], extra: `
 [filter.hb]
 type = "heartbeat"
 ping_interval = "0s"
@@ -287,7 +304,8 @@ idle_timeout = "2s"
   // keeps: measured 10.9 MiB before, 19.2 / 19.3 / 19.3 MiB after each of three such waves in a
   // row (a leak would climb by a wave each time). So the margin is 12 MiB here.
   const after = await leaks.assertNoLeak(bridge, adminPort, base,
-                                         {rssMargin: 12 << 20, serve: () => leaks.echoOnce(port)});
+                                         {rssMargin: rssMargin(12 << 20),
+                                          serve: () => leaks.echoOnce(port)});
   t.log(`leak check: ${JSON.stringify(after)}`);
 }, {timeout: 90000});
 
@@ -297,8 +315,8 @@ h.test('at a 512-descriptor limit, 3,000 slowloris connections from one address 
   const echo = await h.startPeer('ws-echo.js');
   const port = await h.freePort();
   const adminPort = await h.freePort();
-  const bridge = await h.startWsbridge(config({port, adminPort, echo: echo.port,
-                                               handshakeTimeout: '5s'}));
+  const bridge = await start(config({port, adminPort, echo: echo.port,
+                                     handshakeTimeout: '5s'}));
   execFileSync('prlimit', ['--pid', String(bridge.pid), '--nofile=512:512']);
   await leaks.echoOnce(port);
   const base = await leaks.baseline(bridge, adminPort);
@@ -366,9 +384,13 @@ h.test('at a 512-descriptor limit, 3,000 slowloris connections from one address 
   assert.equal(loggedCount(lines), refused.length, 'the lines count every refusal once');
 
   // Every place was given back: 128 connections are held again, and the 129th is refused.
+  // (Counted from the descriptors once the last legitimate connection is gone: the baseline may
+  // include the warm-up client's, closing as it was taken.)
+  await admin.until(() => leaks.fdCount(bridge.pid) <= base.fds, 'the attack gone', 10000, 20);
+  const before = leaks.fdCount(bridge.pid);
   const drip2 = new Drip();
   const wave = await openSlow(port, drip2, 128, 128);
-  await admin.until(() => leaks.fdCount(bridge.pid) >= base.fds + 128,
+  await admin.until(() => leaks.fdCount(bridge.pid) >= before + 128,
                     'the 128 accepted', 10000, 20);
   const extra = slowConnection(port, drip2);
   const refusedAgain = await h.withTimeout(extra.ended, 5000, 'the 129th refused');
@@ -379,7 +401,8 @@ h.test('at a 512-descriptor limit, 3,000 slowloris connections from one address 
   drip2.stop();
 
   const after = await leaks.assertNoLeak(bridge, adminPort, base,
-                                         {serve: () => leaks.echoOnce(port)});
+                                         {rssMargin: rssMargin(8 << 20),
+                                          serve: () => leaks.echoOnce(port)});
   t.log(`leak check: ${JSON.stringify(after)}`);
 }, {timeout: 90000});
 
