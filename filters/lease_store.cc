@@ -91,8 +91,12 @@ bool resolveRedisHost(RedisAddress* address, std::string* error) {
 }
 
 LeasedBucketStore::LeasedBucketStore(std::unique_ptr<LeaseClient> client, RedisFailure failure,
-                                     std::shared_ptr<BucketStore> local_fallback)
-    : failure_(failure), local_fallback_(std::move(local_fallback)), client_(std::move(client)) {}
+                                     std::shared_ptr<BucketStore> local_fallback,
+                                     Duration fetch_timeout)
+    : failure_(failure),
+      local_fallback_(std::move(local_fallback)),
+      fetch_timeout_(fetch_timeout),
+      client_(std::move(client)) {}
 
 TakeResult LeasedBucketStore::take(std::string_view key, const BucketLimit& limit, double cost,
                                    TimePoint now, TakeMode mode) {
@@ -107,6 +111,9 @@ TakeResult LeasedBucketStore::take(std::string_view key, const BucketLimit& limi
   }
   Lease& lease = it->second;
   lease.used = now;
+  // Redis has sat on this key's request too long: it is as good as down, whatever the client
+  // knows yet (its timer may not have fired in this loop iteration).
+  if (lease.fetching && now >= lease.fetch_deadline) return whileDown(key, limit, cost, now, mode);
 
   TakeResult result;
   result.allowed = lease.tokens >= 0;  // short but not in debt: passes, into debt
@@ -137,6 +144,7 @@ void LeasedBucketStore::refill(const std::string& key, Lease& lease, TimePoint n
   double size = leaseSize(lease.limit);
   if (lease.fetching || lease.tokens >= size || now < lease.retry_at) return;
   lease.fetching = true;
+  lease.fetch_deadline = now + fetch_timeout_;
   double want = std::ceil(size - lease.tokens);  // a full lease after paying the debt
   client_->lease(key, lease.limit, want, [this, key, now](const LeaseReply& reply) {
     auto it = leases_.find(key);

@@ -16,7 +16,9 @@
 // never looser.
 //
 // Redis unreachable (LeaseClient::up() false): `redis_failure` decides: allow everything, deny
-// everything (retry after 1 s), or fall back to this process's local buckets.
+// everything (retry after 1 s), or fall back to this process's local buckets. A key whose lease
+// request has waited longer than `redis_timeout` is treated the same way until the answer (or the
+// client's own timeout) comes, so a Redis that hangs costs a key at most that long.
 #pragma once
 
 #include <functional>
@@ -46,9 +48,14 @@ bool resolveRedisHost(RedisAddress* address, std::string* error);
 
 // `store = "redis"` options of a rate_limit table.
 struct RedisStoreOptions {
+  static constexpr Duration kDefaultTimeout{500};
+
   std::string url;  // redis://[:password@]host[:port][/db]
   RedisAddress address;
   RedisFailure failure = RedisFailure::Allow;
+  // `redis_timeout`: how long a command (or a connect) may go unanswered before Redis counts as
+  // down. Redis answers in well under a millisecond; this only has to outlast its rare stalls.
+  Duration timeout = kDefaultTimeout;
 };
 
 struct LeaseReply {
@@ -75,8 +82,10 @@ class LeasedBucketStore final : public BucketStore {
   static constexpr Duration kSweepInterval{10000};
   static constexpr Duration kDenyRetry{1000};
 
+  // `fetch_timeout`: a lease request unanswered this long gives way to `failure` for its key.
   LeasedBucketStore(std::unique_ptr<LeaseClient> client, RedisFailure failure,
-                    std::shared_ptr<BucketStore> local_fallback);
+                    std::shared_ptr<BucketStore> local_fallback,
+                    Duration fetch_timeout = RedisStoreOptions::kDefaultTimeout);
 
   TakeResult take(std::string_view key, const BucketLimit& limit, double cost, TimePoint now,
                   TakeMode mode = TakeMode::IfAvailable) override;
@@ -89,6 +98,7 @@ class LeasedBucketStore final : public BucketStore {
     BucketLimit limit;
     double tokens = 0;  // negative: debt
     bool fetching = false;
+    TimePoint fetch_deadline{};  // fetching: past this, the key follows redis_failure
     TimePoint retry_at{};  // Redis had nothing: do not ask again before this
     TimePoint used{};
   };
@@ -104,6 +114,7 @@ class LeasedBucketStore final : public BucketStore {
 
   RedisFailure failure_;
   std::shared_ptr<BucketStore> local_fallback_;
+  Duration fetch_timeout_;
   std::unordered_map<std::string, Lease, KeyHash, std::equal_to<>> leases_;
   TimePoint next_sweep_{};
   // Declared last so it is destroyed first, while the leases its pending callbacks name exist.

@@ -264,9 +264,12 @@ FactoryPtr buildRateLimitFactory(const config::FilterSpec& spec, std::vector<std
     redis.failure = reader.choice(
         "redis_failure", RedisFailure::Allow,
         {{"allow", RedisFailure::Allow}, {"deny", RedisFailure::Deny}, {"local", RedisFailure::Local}});
+    redis.timeout = reader.duration("redis_timeout", redis.timeout);
+    if (redis.timeout.count() <= 0)
+      reader.error(reader.node("redis_timeout"), "'redis_timeout' must be greater than 0");
     s.redis = std::move(redis);
   } else {
-    for (std::string_view key : {"redis", "redis_failure"}) {
+    for (std::string_view key : {"redis", "redis_failure", "redis_timeout"}) {
       if (reader.has(key)) reader.error(reader.node(key), "'" + std::string(key) + "' needs store = \"redis\"");
     }
   }

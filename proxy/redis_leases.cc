@@ -1,5 +1,6 @@
-// RedisLeaseClient: EVALSHA of the lease script over hiredis' libevent adapter; reconnects with a
-// timer, never blocking the loop (the host is resolved when the config loads).
+// RedisLeaseClient: EVALSHA of the lease script over hiredis' libevent adapter, a deadline on
+// every command, reconnects with a backoff timer; never blocking the loop (the host is resolved
+// when the config loads).
 #include "proxy/redis_leases.h"
 
 #include <hiredis/adapters/libevent.h>
@@ -8,9 +9,13 @@
 #include <openssl/sha.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <iterator>
+#include <utility>
+
+#include "proxy/stats.h"
 
 namespace wsb::proxy {
 
@@ -70,10 +75,13 @@ struct RedisLeaseClient::Pending {
 };
 
 RedisLeaseClient::RedisLeaseClient(Dispatcher& dispatcher, filters::RedisAddress address,
-                                   std::string label)
+                                   Duration timeout, std::string label, ErrorCounter count_error)
     : dispatcher_(dispatcher),
       address_(std::move(address)),
+      timeout_(timeout),
       label_(std::move(label)),
+      count_error_(std::move(count_error)),
+      deadline_(dispatcher, [this] { onDeadline(); }),
       reconnect_(dispatcher, [this] { connect(); }) {
   connect();
 }
@@ -86,9 +94,9 @@ RedisLeaseClient::~RedisLeaseClient() {
 void RedisLeaseClient::connect() {
   redisAsyncContext* context = redisAsyncConnect(address_.host.c_str(), address_.port);
   if (context == nullptr || context->err) {
-    markDown(context ? context->errstr : "out of memory");
+    std::string why = context ? context->errstr : "out of memory";
     if (context != nullptr) redisAsyncFree(context);
-    reconnect_.arm(kReconnectDelay);
+    lost("connect", why);
     return;
   }
   context->data = this;
@@ -100,27 +108,42 @@ void RedisLeaseClient::connect() {
   if (!address_.password.empty())
     redisAsyncCommand(context_, nullptr, nullptr, "AUTH %s", address_.password.c_str());
   if (address_.db != 0) redisAsyncCommand(context_, nullptr, nullptr, "SELECT %d", address_.db);
+  // Its deadline also bounds the connect; its answer is what makes the connection up.
+  if (redisAsyncCommand(context_, &RedisLeaseClient::onPong, nullptr, "PING") == REDIS_OK) sent();
 }
 
 void RedisLeaseClient::onConnect(const redisAsyncContext* context, int status) {
   auto* self = static_cast<RedisLeaseClient*>(context->data);
-  if (self->closing_) return;
-  if (status != REDIS_OK) {
-    self->context_ = nullptr;  // hiredis frees it after this callback
-    self->markDown(context->errstr);
-    self->reconnect_.arm(kReconnectDelay);
-    return;
-  }
-  if (self->down_) spdlog::info("{}: connected again; shared rate limits apply", self->label_);
-  self->down_ = false;
+  if (self->closing_ || context != self->context_ || status == REDIS_OK) return;
+  self->context_ = nullptr;  // hiredis frees it after this callback
+  self->lost("connect", context->errstr);
 }
 
 void RedisLeaseClient::onDisconnect(const redisAsyncContext* context, int status) {
   auto* self = static_cast<RedisLeaseClient*>(context->data);
-  if (self->closing_) return;
+  // Not context_: this side dropped it (abandon), and has said why.
+  if (self->closing_ || context != self->context_) return;
   self->context_ = nullptr;
-  self->markDown(status == REDIS_OK ? std::string("disconnected") : context->errstr);
-  self->reconnect_.arm(kReconnectDelay);
+  self->lost("closed", status == REDIS_OK ? std::string("disconnected") : context->errstr);
+}
+
+void RedisLeaseClient::onPong(redisAsyncContext* context, void* reply_ptr, void*) {
+  auto* self = static_cast<RedisLeaseClient*>(context->data);
+  if (self->closing_ || context != self->context_) return;
+  self->replied(context);
+  auto* reply = static_cast<redisReply*>(reply_ptr);
+  if (reply == nullptr) return;  // the connection is going; onDisconnect says why
+  if (reply->type == REDIS_REPLY_STATUS && std::string_view(reply->str) == "PONG") {
+    self->markUp();
+    return;
+  }
+  self->abandon("error", reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+}
+
+void RedisLeaseClient::markUp() {
+  if (down_) spdlog::info("{}: connected again; shared rate limits apply", label_);
+  down_ = false;
+  reconnect_delay_ = kFirstReconnectDelay;
 }
 
 void RedisLeaseClient::markDown(const std::string& why) {
@@ -130,19 +153,64 @@ void RedisLeaseClient::markDown(const std::string& why) {
   down_ = true;
 }
 
-void RedisLeaseClient::lease(std::string_view key, const filters::BucketLimit& limit, double want,
-                             std::function<void(const filters::LeaseReply&)> done) {
-  auto pending = std::make_unique<Pending>(
-      Pending{this, std::string(kKeyPrefix) + std::string(key), limit, want, std::move(done)});
-  if (context_ == nullptr) {
-    // Between connections: answer on the next loop iteration, as Redis would.
-    dispatcher_.post([p = std::shared_ptr<Pending>(std::move(pending))] { p->done({}); });
+void RedisLeaseClient::sent() {
+  waiting_.push_back(dispatcher_.now());
+  if (!deadline_.armed()) deadline_.arm(timeout_);
+}
+
+void RedisLeaseClient::replied(const redisAsyncContext* context) {
+  if (context != context_ || waiting_.empty()) return;
+  waiting_.pop_front();
+  deadline_.cancel();
+  if (waiting_.empty()) return;
+  auto left = waiting_.front() + timeout_ - dispatcher_.now();
+  deadline_.arm(std::max(Duration{0}, std::chrono::ceil<Duration>(left)));
+}
+
+void RedisLeaseClient::onDeadline() {
+  if (waiting_.empty()) return;
+  auto left = waiting_.front() + timeout_ - dispatcher_.now();
+  if (left > Duration{0}) {
+    deadline_.arm(std::chrono::ceil<Duration>(left));
     return;
   }
-  send(std::move(pending), false);
+  abandon("timeout", "no reply within " + std::to_string(timeout_.count()) + " ms");
+}
+
+void RedisLeaseClient::abandon(std::string_view reason, const std::string& why) {
+  redisAsyncContext* context = std::exchange(context_, nullptr);
+  lost(reason, why);
+  // Runs the pending callbacks with no reply (so every lease is answered, not ok) now, or once
+  // the hiredis callback on the stack returns.
+  if (context != nullptr) redisAsyncFree(context);
+}
+
+void RedisLeaseClient::lost(std::string_view reason, const std::string& why) {
+  waiting_.clear();
+  deadline_.cancel();
+  if (count_error_) count_error_(reason);
+  markDown(why);
+  reconnect_.arm(reconnect_delay_);
+  reconnect_delay_ = std::min(reconnect_delay_ * 2, kMaxReconnectDelay);
+}
+
+void RedisLeaseClient::lease(std::string_view key, const filters::BucketLimit& limit, double want,
+                             std::function<void(const filters::LeaseReply&)> done) {
+  send(std::make_unique<Pending>(Pending{this, std::string(kKeyPrefix) + std::string(key), limit,
+                                         want, std::move(done)}),
+       false);
+}
+
+// Between connections, or refused by hiredis: answered on the next loop iteration, as Redis would.
+void RedisLeaseClient::answerLater(std::unique_ptr<Pending> pending) {
+  dispatcher_.post([p = std::shared_ptr<Pending>(std::move(pending))] { p->done({}); });
 }
 
 void RedisLeaseClient::send(std::unique_ptr<Pending> pending, bool with_script) {
+  if (context_ == nullptr) {
+    answerLater(std::move(pending));
+    return;
+  }
   std::string rate = number(pending->limit.rate), burst = number(pending->limit.burst),
               want = number(pending->want);
   const char* argv[] = {with_script ? "EVAL" : "EVALSHA",
@@ -157,19 +225,21 @@ void RedisLeaseClient::send(std::unique_ptr<Pending> pending, bool with_script) 
   Pending* raw = pending.release();
   if (redisAsyncCommandArgv(context_, &RedisLeaseClient::onReply, raw,
                             static_cast<int>(std::size(argv)), argv, lengths) != REDIS_OK) {
-    std::unique_ptr<Pending> failed(raw);
-    dispatcher_.post([p = std::shared_ptr<Pending>(std::move(failed))] { p->done({}); });
+    answerLater(std::unique_ptr<Pending>(raw));
+    return;
   }
+  sent();
 }
 
 void RedisLeaseClient::onReply(redisAsyncContext* context, void* reply_ptr, void* privdata) {
   std::unique_ptr<Pending> pending(static_cast<Pending*>(privdata));
   RedisLeaseClient* self = pending->client;
   if (self->closing_) return;
+  self->replied(context);
   auto* reply = static_cast<redisReply*>(reply_ptr);
   filters::LeaseReply out;
   if (reply == nullptr) {
-    self->markDown(context->errstr[0] ? context->errstr : "connection lost");
+    // The connection went (or was given up); whoever ended it has marked Redis down.
   } else if (reply->type == REDIS_REPLY_ERROR && std::string_view(reply->str).starts_with("NOSCRIPT")) {
     self->send(std::move(pending), true);  // EVAL also caches the script for the next EVALSHA
     return;
@@ -179,23 +249,28 @@ void RedisLeaseClient::onReply(redisAsyncContext* context, void* reply_ptr, void
     out.ok = true;
     out.granted = static_cast<double>(reply->element[0]->integer);
     out.retry_after = Duration(reply->element[1]->integer);
-  } else {
-    // NOAUTH, a read-only replica, OOM ...: treated as an outage until a new connection works.
-    self->markDown(reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
-    redisAsyncDisconnect(context);
+  } else if (context == self->context_) {
+    // NOAUTH, a read-only replica, OOM, BUSY ...: an outage until a new connection works.
+    self->abandon("error", reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
   }
   pending->done(out);
 }
 
 filters::BucketStore& WorkerSharedStores::redis(const filters::RedisStoreOptions& options) {
-  auto& store = stores_[{options.url, options.failure}];
+  auto& store = stores_[{options.url, options.failure, options.timeout}];
   if (!store) {
-    std::string label = "rate_limit Redis " + options.address.host + ":" +
-                        std::to_string(options.address.port) + "/" +
-                        std::to_string(options.address.db);
+    std::string name = options.address.host + ":" + std::to_string(options.address.port) + "/" +
+                       std::to_string(options.address.db);
+    RedisLeaseClient::ErrorCounter count;
+    if (stats_ != nullptr) {
+      count = [stats = stats_, name](std::string_view reason) {
+        stats->countRedisError(name, reason);
+      };
+    }
     store = std::make_unique<filters::LeasedBucketStore>(
-        std::make_unique<RedisLeaseClient>(dispatcher_, options.address, std::move(label)),
-        options.failure, filters::LocalBucketStore::shared());
+        std::make_unique<RedisLeaseClient>(dispatcher_, options.address, options.timeout,
+                                           "rate_limit Redis " + name, std::move(count)),
+        options.failure, filters::LocalBucketStore::shared(), options.timeout);
   }
   return *store;
 }

@@ -85,6 +85,7 @@ void StatsTotals::merge(const StatsTotals& o) {
   addCounts(refused, o.refused);
   addCounts(accept_errors, o.accept_errors);
   addCounts(tls_failures, o.tls_failures);
+  addCounts(redis_errors, o.redis_errors);
   addCounts(connect_failures, o.connect_failures);
   for (const auto& [k, h] : o.connect_latency) connect_latency[k].add(h);
   addCounts(filter_actions, o.filter_actions);
@@ -148,6 +149,7 @@ void StatsTotals::add(const WorkerStats& worker) {
     return [&to](const Pair& key, const std::atomic<uint64_t>& n) { to[key] += n.load(relaxed); };
   };
   worker.connect_failures_.forEach(sum_into(connect_failures));
+  worker.redis_errors_.forEach(sum_into(redis_errors));
   worker.filter_actions_.forEach(sum_into(filter_actions));
   worker.parse_errors_.forEach(sum_into(parse_errors));
   worker.events_.forEach([this](const std::string& route, const RouteEvents& names) {
@@ -284,6 +286,14 @@ std::string renderPrometheus(const StatsTotals& totals) {
   w.family("wsbridge_tls_handshake_failures_total", "counter",
            "TLS handshakes (or TLS errors before the request) that failed, by listener.");
   for (const auto& [listener, n] : totals.tls_failures) w.sample({{"listener", listener}}, n);
+
+  w.family("wsbridge_redis_errors_total", "counter",
+           "Connections to a rate_limit Redis that failed or were dropped, by Redis "
+           "(host:port/db) and reason (connect, closed, timeout: no reply within redis_timeout, "
+           "error: an error reply). Each worker has its own connection.");
+  for (const auto& [key, n] : totals.redis_errors) {
+    w.sample({{"redis", key.first}, {"reason", key.second}}, n);
+  }
 
   w.family("wsbridge_handshakes_refused_total", "counter",
            "Requests answered with an HTTP error instead of an upgrade, by status.");

@@ -127,6 +127,11 @@ class WorkerStats {
   // connections closed at accept ("handshakes_per_ip").
   void countAcceptError(const std::string& reason) { bump(accept_errors_.at(reason)); }
   void countTlsFailure(const std::string& listener) { bump(tls_failures_.at(listener)); }
+  // A rate_limit Redis connection dropped: `redis` is host:port/db, `reason` one of "connect",
+  // "closed", "timeout", "error" (proxy/redis_leases.h).
+  void countRedisError(const std::string& redis, std::string_view reason) {
+    bump(redis_errors_.at(std::pair<std::string, std::string>(redis, reason)));
+  }
   void countRefused(int status) { bump(refused_.at(status)); }
   void countConnectFailure(const std::string& cluster, const std::string& endpoint) {
     bump(connect_failures_.at({cluster, endpoint}));
@@ -158,6 +163,7 @@ class WorkerStats {
   LabelTable<int> refused_;  // by HTTP status
   LabelTable<std::string> accept_errors_;  // by reason
   LabelTable<std::string> tls_failures_;   // by listener
+  LabelTable<std::pair<std::string, std::string>> redis_errors_;  // (redis, reason)
   LabelTable<std::pair<std::string, std::string>> connect_failures_;  // (cluster, endpoint)
   LabelTable<std::pair<std::string, std::string>, Histogram> connect_latency_;
   LabelTable<std::pair<std::string, std::string>> filter_actions_;  // (filter, action)
@@ -209,6 +215,7 @@ struct StatsTotals {
   std::map<int, uint64_t> refused;
   std::map<std::string, uint64_t> accept_errors;  // by reason
   std::map<std::string, uint64_t> tls_failures;   // by listener
+  std::map<Pair, uint64_t> redis_errors;          // (redis, reason)
   std::map<Pair, uint64_t> connect_failures;        // (cluster, endpoint)
   std::map<Pair, HistogramTotals> connect_latency;  // (cluster, endpoint)
   std::map<Pair, uint64_t> filter_actions;          // (filter, action)

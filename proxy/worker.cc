@@ -163,7 +163,7 @@ void Worker::closePrepared(const PreparedListeners& prepared) {
 void Worker::start() {
   thread_ = std::thread([this] {
     // Redis-backed rate-limit stores live on this loop, and end with it.
-    WorkerSharedStores shared(dispatcher_);
+    WorkerSharedStores shared(dispatcher_, &stats_);
     filters::SharedStores::setCurrent(&shared);
     dispatcher_.run();
     filters::SharedStores::setCurrent(nullptr);

@@ -39,10 +39,11 @@ class FakeLeaseClient final : public LeaseClient {
 };
 
 struct Fixture {
-  explicit Fixture(RedisFailure failure = RedisFailure::Allow)
+  explicit Fixture(RedisFailure failure = RedisFailure::Allow,
+                   Duration timeout = RedisStoreOptions::kDefaultTimeout)
       : client(new FakeLeaseClient),
         local(std::make_shared<LocalBucketStore>()),
-        store(std::unique_ptr<LeaseClient>(client), failure, local) {}
+        store(std::unique_ptr<LeaseClient>(client), failure, local, timeout) {}
   FakeLeaseClient* client;  // owned by the store
   std::shared_ptr<LocalBucketStore> local;
   LeasedBucketStore store;
@@ -147,6 +148,36 @@ TEST_CASE("leased store while Redis is down: allow, deny or local buckets") {
   CHECK(local.client->requests.size() == 1);
 }
 
+TEST_CASE("leased store: a lease unanswered past the timeout follows redis_failure for its key") {
+  BucketLimit limit{5, 5};
+  constexpr Duration kTimeout = 300ms;
+  for (RedisFailure failure : {RedisFailure::Allow, RedisFailure::Deny, RedisFailure::Local}) {
+    Fixture f(failure, kTimeout);
+    CHECK(f.store.take("k", limit, 1, t0).allowed);  // into debt, a lease asked for
+    REQUIRE(f.client->requests.size() == 1);
+    // Within the timeout: the debt refuses, whatever redis_failure says.
+    CHECK_FALSE(f.store.take("k", limit, 1, t0 + kTimeout - 1ms).allowed);
+    // Past it, with no answer yet (the client still up): as if Redis were down.
+    TakeResult late = f.store.take("k", limit, 1, t0 + kTimeout);
+    if (failure == RedisFailure::Allow) {
+      CHECK(late.allowed);
+    } else if (failure == RedisFailure::Deny) {
+      CHECK_FALSE(late.allowed);
+      CHECK(late.retry_after == LeasedBucketStore::kDenyRetry);
+    } else {
+      CHECK(late.allowed);  // the local bucket (burst 5) has tokens
+      CHECK(f.local->size() == 1);
+    }
+    CHECK(f.client->requests.size() == 1);  // not asked again while one is out
+    // The answer comes (here, the client's timeout: not ok): leases are asked for again.
+    f.client->answer(0, 0ms, /*ok=*/false);
+    CHECK_FALSE(f.store.take("k", limit, 1, t0 + kTimeout + 1ms).allowed);  // still in debt
+    REQUIRE(f.client->requests.size() == 1);
+    f.client->answer(2);
+    CHECK(f.store.take("k", limit, 1, t0 + kTimeout + 2ms).allowed);
+  }
+}
+
 TEST_CASE("leased store sweeps idle keys and drops their late grants") {
   Fixture f;
   BucketLimit limit{5, 5};
@@ -182,7 +213,8 @@ TEST_CASE("rate_limit store options are checked at load") {
   CHECK(buildRateLimitFactory(testing::specFrom("type = 'rate_limit'\nkey = 'ip'\n"
                                                 "messages_per_second = 5\nstore = 'redis'\n"
                                                 "redis = 'redis://127.0.0.1:6379/0'\n"
-                                                "redis_failure = 'deny'\n"),
+                                                "redis_failure = 'deny'\n"
+                                                "redis_timeout = '250ms'\n"),
                               &errors) != nullptr);
   CHECK(errors.empty());
   CHECK(buildRateLimitFactory(testing::specFrom("type = 'rate_limit'\nmessages_per_second = 5\n"
@@ -194,11 +226,20 @@ TEST_CASE("rate_limit store options are checked at load") {
   CHECK(buildRateLimitFactory(testing::specFrom("type = 'rate_limit'\nmessages_per_second = 5\n"
                                                 "store = 'redis'\nredis = 'tcp://x'\n"),
                               &errors) == nullptr);
-  REQUIRE(errors.size() == 3);
+  CHECK(buildRateLimitFactory(testing::specFrom("type = 'rate_limit'\nmessages_per_second = 5\n"
+                                                "store = 'redis'\nredis = 'redis://127.0.0.1'\n"
+                                                "redis_timeout = '0s'\n"),
+                              &errors) == nullptr);
+  CHECK(buildRateLimitFactory(testing::specFrom("type = 'rate_limit'\nmessages_per_second = 5\n"
+                                                "redis_timeout = '1s'\n"),
+                              &errors) == nullptr);
+  REQUIRE(errors.size() == 5);
   CHECK(errors[0] == "test.toml:4:9: 'store = \"redis\"' needs "
                      "'redis = \"redis://host:port/db\"'");
   CHECK(errors[1] == "test.toml:4:9: 'redis' needs store = \"redis\"");
   CHECK(errors[2].find("'redis' must start with redis://") != std::string::npos);
+  CHECK(errors[3] == "test.toml:6:17: 'redis_timeout' must be greater than 0");
+  CHECK(errors[4] == "test.toml:4:17: 'redis_timeout' needs store = \"redis\"");
 }
 
 }  // namespace
