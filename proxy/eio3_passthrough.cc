@@ -182,7 +182,7 @@ class Eio3Passthrough final : public EioServerApp, public WsEndpointOwner {
   // carry the server's heartbeat and a dead server is a 502, as for every pass-through.
   void ready() override {
     if (cluster_ == nullptr || cluster_->endpoints.empty()) {
-      refuse("no upstream available");
+      refuse(502, "cluster '" + route_.cluster + "': no endpoint");
       return;
     }
     std::string target = cluster_->config->path ? *cluster_->config->path
@@ -196,25 +196,42 @@ class Eio3Passthrough final : public EioServerApp, public WsEndpointOwner {
         forwardedHeaders(handshake_request_, client_ip_, listener_.tls != nullptr,
                          upstream_headers_, snapshot_->ownedHeadersOf(route_)),
         [this](bufferevent* bev, size_t endpoint, std::string error) {
+          const bool timed_out = connector_->handshakeTimedOut();
           worker_.dispatcher().deferDelete(std::move(connector_));
           if (bev == nullptr) {
-            refuse("upstream unavailable: " + error);
+            refuse(timed_out ? 504 : 502, "cluster '" + route_.cluster + "': " + error);
             return;
           }
           endpoint_ = endpoint;
           WsEndpointOptions options;
           options.max_message = route_.max_message;
+          options.upstream_label = &cluster_->endpoints[endpoint].label;
           upstream_ = std::make_unique<WsEndpoint>(worker_.dispatcher(), bev,
                                                    WsEndpoint::Side::Upstream, options,
                                                    worker_.masks(), *this);
+          // A server that upgrades and never sends its OPEN must not hold the client's request.
+          open_deadline_ = std::make_unique<proxy::Timer>(worker_.dispatcher(), [this] {
+            if (eio_ == nullptr) refuse(504, upstreamLabel() + ": no OPEN packet in time");
+          });
+          open_deadline_->arm(cluster_->config->handshake_timeout);
           upstream_->start();  // its OPEN opens the client's session
         });
     connector_->start();
   }
 
-  void refuse(const std::string& why) {
-    spdlog::info("{}: Engine.IO v3 pass-through: {}", client_ip_, why);
-    decide(http::errorResponse(502, "{\"error\":\"" + http::jsonEscape(why) + "\"}"));
+  const std::string& upstreamLabel() const { return cluster_->endpoints[endpoint_].label; }
+
+  // The session never opened: the client's handshake is refused as Session refuses one (502,
+  // or 504 for an upstream that did not answer in time), naming the cluster; the log has the
+  // details (which endpoint is none of the client's business).
+  void refuse(int status, std::string_view why) {
+    if (discarded_) return;  // refused already (the deadline, then the upstream's close)
+    if (open_deadline_) open_deadline_->cancel();
+    spdlog::warn("{}: Engine.IO v3 pass-through: {}", client_ip_, why);
+    const char* error = status == 504 ? "upstream handshake timeout" : "no upstream available";
+    decide(http::errorResponse(status, "{\"error\":\"" + std::string(error) +
+                                           "\",\"cluster\":\"" +
+                                           http::jsonEscape(route_.cluster) + "\"}"));
   }
 
   void onUpstreamText(std::string_view text) {
@@ -252,9 +269,10 @@ class Eio3Passthrough final : public EioServerApp, public WsEndpointOwner {
   void serverOpened(std::string_view open_json) {
     eio::Handshake handshake;
     if (!eio::parseHandshake(open_json, &handshake)) {
-      refuse("invalid OPEN packet from the upstream");
+      refuse(502, upstreamLabel() + ": invalid OPEN packet");
       return;
     }
+    open_deadline_.reset();
     EioSessionOptions options = sessionOptions();
     options.ping_interval = Duration(handshake.ping_interval);
     options.ping_timeout = Duration(handshake.ping_timeout);
@@ -297,7 +315,7 @@ class Eio3Passthrough final : public EioServerApp, public WsEndpointOwner {
 
   void upstreamLost(std::string_view why) {
     if (eio_ == nullptr) {
-      refuse("upstream closed before the session opened");
+      refuse(502, upstreamLabel() + ": closed before the session opened");
     } else if (!eio_->closed()) {
       spdlog::debug("Engine.IO v3 pass-through {}: upstream lost: {}", eio_->sid(), why);
       if (close_info_.closed_by.empty()) {
@@ -322,6 +340,7 @@ class Eio3Passthrough final : public EioServerApp, public WsEndpointOwner {
   std::unique_ptr<WsEndpoint> upstream_;
   std::unique_ptr<EioSession> eio_;  // once the server's OPEN arrived
   std::unique_ptr<proxy::Timer> shape_timer_;
+  std::unique_ptr<proxy::Timer> open_deadline_;  // from the upgrade to the server's OPEN
   SioInspector to_upstream_{filters::Direction::ToUpstream};
   SioInspector to_client_{filters::Direction::ToClient};
   sio::JsonReader reader_;  // event names with escapes

@@ -26,6 +26,7 @@
 #include "proxy/translate_down.h"
 #include "proxy/translate_up.h"
 #include "proxy/upstream.h"
+#include "proxy/upstream_log.h"
 #include "proxy/worker.h"
 #include "proxy/ws_relay.h"
 
@@ -704,13 +705,17 @@ void Session::onUpstreamFailed(const std::string& why) {
     connectNext();
     return;
   }
-  if (state_ == State::UpstreamHandshake && sticky_endpoint_) {
+  if (state_ == State::UpstreamHandshake && sticky_endpoint_ && why != "timeout") {
+    // The session's endpoint went away: what a Socket.IO server says of a session it does not
+    // know, so the client starts a new one.
+    logUpstreamFault(ep.label, "lost during a request of a session: " + why);
     eioError(eio::server_error::kSessionIdUnknown.code, 400,
              eio::server_error::kSessionIdUnknown.message);
     return;
   }
   if (state_ == State::UpstreamHandshake) {
-    // The request was sent: retrying could repeat side effects, so answer now.
+    // The request was sent: retrying could repeat side effects, so answer now. An endpoint that
+    // does not answer may still hold the session: a timeout is a 504, sticky or not.
     spdlog::warn("cluster '{}': endpoint {}: handshake {}", route_->cluster, ep.address.str(), why);
     if (why == "timeout") {
       respond(http::errorResponse(504, jsonError("upstream handshake timeout", "cluster", route_->cluster)));
@@ -804,17 +809,19 @@ void Session::onUpstreamUpgraded(const std::string& protocol) {
     reconnecting_ = false;
     bufferevent* upstream = upstream_;
     upstream_ = nullptr;
+    const std::string* label = &cluster_->endpoints[endpoint_].label;
     // Balance counts the session once, on the endpoint it started with.
     auto& active = worker_.balance(route_->cluster).active;
     if (endpoint_ < active.size() && active[endpoint_] > 0) active[endpoint_]--;
     endpoint_ = SIZE_MAX;
-    static_cast<TranslateUp*>(bridge_.get())->upstreamReconnected(upstream);
+    static_cast<TranslateUp*>(bridge_.get())->upstreamReconnected(upstream, label);
     releaseHandshake();
     return;
   }
   WsEndpointOptions options;
   options.max_message = route_->max_message;
   options.relay_latency = &worker_.stats().relayLatency();
+  options.upstream_label = &cluster_->endpoints[endpoint_].label;
   bufferevent* upstream = upstream_;
   upstream_ = nullptr;  // the bridge owns it now; the endpoint count stays until it is done
   size_t endpoint = endpoint_;
@@ -909,6 +916,7 @@ void Session::startTranslateUp(bufferevent* upstream, const WsEndpointOptions& o
   translate.text_event = route_->text_event;
   translate.close_on_bad_envelope = route_->close_on_bad_envelope;
   translate.reconnect = route_->reconnect;
+  translate.join_timeout = cluster_->config->handshake_timeout;
   TranslateUp::Callbacks callbacks;
   callbacks.reconnect = [this] { reconnectUpstream(); };
   callbacks.parse_error = [this](std::string_view why) { noteParseError(true, why); };
@@ -1189,8 +1197,11 @@ void Session::sendPollingRequest() {
   // (EOF) must reach the upstream as an aborted request, which closes the session there.
   // onClientRead leaves pipelined bytes alone until the answer; the read watermark bounds them.
   bufferevent_enable(client_, EV_READ);
-  // A polling GET is held by the upstream for up to a ping interval.
-  timer_->arm(route_->ping_interval + route_->ping_timeout + Duration(5000));
+  // A session's GET is held by the upstream until it has packets, a ping at the latest; every
+  // other request (the handshake, a POST, a preflight) is answered at once.
+  const bool held = req.method == "GET" && !client_sid_.empty();
+  timer_->arm(held ? route_->ping_interval + route_->ping_timeout + Duration(5000)
+                   : cluster_->config->handshake_timeout);
 }
 
 void Session::handlePollingResponse() {

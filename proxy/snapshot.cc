@@ -78,6 +78,7 @@ std::shared_ptr<const Snapshot> Snapshot::build(config::ConfigPtr config,
       std::string error;
       if (resolve(address, &endpoint, &error)) {
         endpoint.tag = SidSigner::endpointTag(address.str());
+        endpoint.label = "cluster '" + name + "': endpoint " + address.str();
         rt.endpoints.push_back(endpoint);
       } else {
         errors->push_back(cluster.pos.str() + ": cluster '" + name + "': " + error);

@@ -22,6 +22,7 @@ struct Endpoint {
   sockaddr_storage sockaddr{};
   socklen_t sockaddr_len = 0;
   uint32_t tag = 0;  // SidSigner::endpointTag of the address
+  std::string label;  // how logs name it: "cluster 'chat': endpoint 127.0.0.1:9000"
 };
 
 struct ClusterRuntime {

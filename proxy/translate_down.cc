@@ -553,9 +553,11 @@ class TranslateDownSession final : public EioServerApp, public WsEndpointOwner {
             return;
           }
           l->endpoint = endpoint;
+          WsEndpointOptions options = upstream_options_;
+          options.upstream_label = &cluster_->endpoints[endpoint].label;
           l->upstream = std::make_unique<WsEndpoint>(worker_.dispatcher(), bev,
-                                                     WsEndpoint::Side::Upstream,
-                                                     upstream_options_, worker_.masks(), *this);
+                                                     WsEndpoint::Side::Upstream, options,
+                                                     worker_.masks(), *this);
           l->ready = true;
           std::string reply;
           sio::appendConnectReply(reply, sio_version_, l->nsp, makeBase64Id());

@@ -11,6 +11,7 @@
 #include "codec/engineio.h"
 #include "codec/http1.h"
 #include "proxy/evbuffer_view.h"
+#include "proxy/upstream_log.h"
 
 namespace wsb::proxy {
 
@@ -372,6 +373,11 @@ void TranslateUp::onWsMessage(WsEndpoint& from, ws::Opcode opcode, evbuffer* pay
 void TranslateUp::onWsCloseFrame(WsEndpoint& from, uint16_t code, std::string_view reason) {
   if (&from == client_.get()) {
     noteClose(code, reason, "client");
+    if (phase_ == Phase::Reconnecting) {
+      client_->sendClose(code, reason);  // first: no "upstream closed" 1011 for it then
+      stopReconnecting();
+      return;
+    }
     // The client leaves: disconnect the namespace, close the upstream normally.
     if (!upstream_->finished() && !upstream_->closeSent()) {
       std::string out = "4";
@@ -395,6 +401,7 @@ void TranslateUp::onWsCloseFrame(WsEndpoint& from, uint16_t code, std::string_vi
 void TranslateUp::onWsGone(WsEndpoint& from, uint16_t code, std::string_view reason) {
   if (&from == client_.get()) {
     noteClose(code, reason, "client");
+    stopReconnecting();
     if (!upstream_->finished() && !upstream_->closeSent()) {
       upstream_->sendClose(ws::close_code::kGoingAway, "client gone");
     }
@@ -423,8 +430,11 @@ void TranslateUp::onWsClosed(WsEndpoint& endpoint) {
     if (client_ && !client_->finished() && !client_->closeSent()) {
       client_->sendClose(ws::close_code::kInternalError, "upstream closed");
     }
-  } else if (!upstream_->finished() && !upstream_->closeSent()) {
-    upstream_->sendClose(ws::close_code::kGoingAway, "client gone");
+  } else {
+    stopReconnecting();
+    if (!upstream_->finished() && !upstream_->closeSent()) {
+      upstream_->sendClose(ws::close_code::kGoingAway, "client gone");
+    }
   }
   bool upstream_done = upstream_->finished();
   bool client_done = !client_ || client_->finished();
@@ -480,18 +490,49 @@ void TranslateUp::scheduleReconnect() {
   reconnect_timer_->arm(Duration(delay));
 }
 
-void TranslateUp::upstreamReconnected(bufferevent* upstream) {
+void TranslateUp::upstreamReconnected(bufferevent* upstream, const std::string* label) {
   if (phase_ != Phase::Reconnecting) {  // the client left meanwhile
     bufferevent_free(upstream);
     return;
   }
+  options_.upstream_label = label;
   upstream_ = std::make_unique<WsEndpoint>(dispatcher_, upstream, WsEndpoint::Side::Upstream,
                                            options_, masks_, *this);
+  // A server that upgrades but never answers the OPEN or the CONNECT must not keep the client
+  // reconnecting for ever.
+  if (!join_deadline_) {
+    join_deadline_ = std::make_unique<Timer>(dispatcher_, [this] { joinTimedOut(); });
+  }
+  join_deadline_->arm(translate_.join_timeout);
   upstream_->start();  // OPEN, then CONNECT with the same auth, then rejoined()
+}
+
+void TranslateUp::joinTimedOut() {
+  if (phase_ != Phase::Reconnecting) return;
+  if (options_.upstream_label != nullptr) {
+    logUpstreamFault(*options_.upstream_label,
+                     "no Socket.IO CONNECT answer within handshake_timeout while reconnecting");
+  }
+  upstream_->abort();  // its onWsClosed is ignored while reconnecting
+  reconnectFailed("handshake timeout");
+}
+
+// The client left while its upstream was being replaced: no more attempts, and the one in
+// flight is dropped (its close would be ignored while reconnecting, leaving the connection to
+// wait for ever).
+void TranslateUp::stopReconnecting() {
+  if (phase_ != Phase::Reconnecting) return;
+  phase_ = Phase::Closing;
+  reconnect_timer_->cancel();
+  if (join_deadline_) join_deadline_->cancel();
+  held_.clear();
+  held_bytes_ = 0;
+  if (!upstream_->finished()) upstream_->abort();
 }
 
 void TranslateUp::reconnectFailed(std::string_view why) {
   if (phase_ != Phase::Reconnecting) return;
+  if (join_deadline_) join_deadline_->cancel();
   ++reconnect_attempts_;
   const uint32_t max = translate_.reconnect.max_attempts;
   if (max != 0 && reconnect_attempts_ >= max) {
@@ -520,6 +561,7 @@ bool TranslateUp::hold(ws::Opcode opcode, std::string_view bytes) {
 }
 
 void TranslateUp::rejoined() {
+  if (join_deadline_) join_deadline_->cancel();
   phase_ = Phase::Ready;
   spdlog::info("translate up: reconnected, sending {} held messages", held_.size());
   for (const Held& m : held_) upstream_->sendMessage(m.opcode, m.bytes);

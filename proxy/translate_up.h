@@ -36,6 +36,9 @@ struct TranslateUpOptions {
   std::string text_event = "message";
   bool close_on_bad_envelope = false;
   config::Reconnect reconnect;
+  // A reconnection whose new upstream has not answered the OPEN and namespace CONNECT by then
+  // is a failed attempt (the cluster's handshake_timeout, as for the first connection).
+  Duration join_timeout{5000};
 };
 
 class TranslateUp : public Bridge, public WsEndpointOwner {
@@ -59,8 +62,9 @@ class TranslateUp : public Bridge, public WsEndpointOwner {
   void start();
   // After ready(): the client's upgrade is complete; relay from now on.
   void attachClient(bufferevent* client);
-  // Answers to Callbacks::reconnect: a new upstream WebSocket (already upgraded), or why not.
-  void upstreamReconnected(bufferevent* upstream);
+  // Answers to Callbacks::reconnect: a new upstream WebSocket (already upgraded) and its
+  // endpoint's label, or why not.
+  void upstreamReconnected(bufferevent* upstream, const std::string* label);
   void reconnectFailed(std::string_view why);
   // The client's endpoint once attached (its message counts feed the stats), else null.
   const WsEndpoint* clientEndpoint() const { return client_.get(); }
@@ -95,6 +99,8 @@ class TranslateUp : public Bridge, public WsEndpointOwner {
   // The upstream is gone: true when a reconnection takes over (else the caller closes).
   bool upstreamLost(std::string_view why);
   void scheduleReconnect();
+  void joinTimedOut();
+  void stopReconnecting();
   void rejoined();
   void sendClientText(std::string_view text);
   void clientError(std::string_view message);
@@ -125,6 +131,7 @@ class TranslateUp : public Bridge, public WsEndpointOwner {
   bool done_ = false;
 
   std::unique_ptr<Timer> reconnect_timer_;
+  std::unique_ptr<Timer> join_deadline_;  // while a reconnected upstream joins; made on first use
   uint32_t reconnect_attempts_ = 0;  // failed attempts since the loss
   struct Held {
     ws::Opcode opcode;

@@ -104,7 +104,10 @@ UpstreamConnector::UpstreamConnector(Worker& worker, const ClusterRuntime& clust
       target_(std::move(target)),
       headers_(std::move(headers)),
       done_(std::move(done)),
-      timer_(worker.dispatcher(), [this] { attemptFailed("timeout"); }) {}
+      timer_(worker.dispatcher(), [this] {
+        handshake_timed_out_ = handshaking_;
+        attemptFailed(handshaking_ ? "handshake timeout" : "connect timeout");
+      }) {}
 
 UpstreamConnector::~UpstreamConnector() {
   if (bev_ != nullptr) bufferevent_free(bev_);
@@ -121,6 +124,7 @@ void UpstreamConnector::next() {
   }
   endpoint_ = order_.back();
   order_.pop_back();
+  handshake_timed_out_ = false;
   const Endpoint& ep = cluster_.endpoints[endpoint_];
   event_base* base = worker_.dispatcher().base();
   constexpr int kOptions = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;

@@ -58,6 +58,8 @@ class UpstreamConnector final : public Deletable {
   void start() { next(); }
   // The HTTP status the endpoint refused the upgrade with (404 ...), 0 for other failures.
   int refusedStatus() const { return refused_status_; }
+  // The last endpoint tried accepted the connection but did not answer the upgrade in time.
+  bool handshakeTimedOut() const { return handshake_timed_out_; }
 
  private:
   void next();
@@ -82,6 +84,7 @@ class UpstreamConnector final : public Deletable {
   std::unique_ptr<http::ResponseParser> parser_;
   int refused_status_ = 0;
   bool handshaking_ = false;
+  bool handshake_timed_out_ = false;
   bool finished_ = false;
 };
 

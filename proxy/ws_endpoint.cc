@@ -5,6 +5,7 @@
 #include <event2/event.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <spdlog/fmt/fmt.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 
 #include "proxy/mask_source.h"
 #include "proxy/stats.h"
+#include "proxy/upstream_log.h"
 
 namespace wsb::proxy {
 
@@ -278,6 +280,7 @@ bool WsEndpoint::onControl(ws::Opcode opcode, const uint8_t* payload, size_t len
 void WsEndpoint::protocolError(uint16_t code, std::string_view reason) {
   if (gone_ || finished_) return;
   std::string why(reason);
+  logFault(code, why);
   if (!close_sent_) {
     sendClose(code, why);
   }
@@ -471,11 +474,22 @@ void WsEndpoint::socketEvent(short what) {
   bool was_gone = gone_;
   gone_ = true;
   if (!was_gone) {
-    owner_.onWsGone(*this, ws::close_code::kAbnormal,
-                    (what & BEV_EVENT_EOF) ? "connection closed without a close frame"
-                                           : "connection error");
+    const char* why = (what & BEV_EVENT_EOF) ? "connection closed without a close frame"
+                                             : "connection error";
+    // Mid-close, dropping the TCP connection instead of answering is no fault worth a line.
+    if (!close_sent_ && !close_received_) logFault(ws::close_code::kAbnormal, why);
+    owner_.onWsGone(*this, ws::close_code::kAbnormal, why);
   }
   finish();
+}
+
+void WsEndpoint::logFault(uint16_t code, std::string_view why) const {
+  if (side_ != Side::Upstream || options_.upstream_label == nullptr) return;
+  if (code == ws::close_code::kAbnormal) {
+    logUpstreamFault(*options_.upstream_label, fmt::format("lost: {}", why));
+  } else {
+    logUpstreamFault(*options_.upstream_label, fmt::format("closed with {}: {}", code, why));
+  }
 }
 
 // ---- flow control ----

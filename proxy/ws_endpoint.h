@@ -60,6 +60,9 @@ struct WsEndpointOptions {
   Duration close_timeout{5000};        // wait for the peer's close reply, then drop the TCP
   // Read batches that carried messages observe their processing time here (null: not measured).
   Histogram* relay_latency = nullptr;
+  // An upstream endpoint that breaks the protocol or vanishes is logged under this name (an
+  // Endpoint's label, which outlives the connection); client endpoints ignore it.
+  const std::string* upstream_label = nullptr;
 };
 
 class WsEndpoint : private Flushable {
@@ -144,6 +147,9 @@ class WsEndpoint : private Flushable {
   void queueFrame(ws::Opcode opcode, std::string_view payload);
   void countSent(size_t len);
   void protocolError(uint16_t code, std::string_view reason);
+  // An upstream that broke the protocol (we close it with `code`) or vanished (kAbnormal):
+  // logged by its label.
+  void logFault(uint16_t code, std::string_view why) const;
   void finish();  // TCP done: tell the owner once
   void closeWhenFlushed();
 
