@@ -70,4 +70,16 @@ configure build
 build build
 echo "== tests"
 cd build
-ctest -j"$jobs" --output-on-failure
+status=0
+ctest -j"$jobs" --output-on-failure | tee ctest.log || status=$?
+if [ "$status" != 0 ] && [ -f Testing/Temporary/LastTestsFailed.log ]; then
+  # The failures' own output again, last, where a CI excerpt (the log's tail) shows it; then the
+  # summary line once more, so it stays the last thing printed.
+  cut -d: -f2- Testing/Temporary/LastTestsFailed.log | while read -r name; do
+    echo "== output of $name (tail)"
+    awk -v t="Testing: $name" '$0 ~ t"$" {on=1} on && /^<end of output>/ {exit} on' \
+        Testing/Temporary/LastTest.log | tail -n 40
+  done
+  grep -E "tests passed|tests failed" ctest.log | tail -n 1
+fi
+exit "$status"

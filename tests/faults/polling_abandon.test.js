@@ -37,6 +37,17 @@ const EXPIRY = PING_INTERVAL + PING_TIMEOUT;
 // loaded 2-core machine where the timers of thousands of sessions fire in one burst.
 const REAP_WAIT = 10 * EXPIRY;
 const ROUNDS = 3;
+// RETAIN_NOTE: how many sessions are live at once depends on the machine: where 5,000 handshakes
+// take longer than the expiry, the first are reaped before the last are made. The RSS bounds are
+// therefore set from the plateau measured with every session live at once (pingInterval raised
+// to 10 s for the measurement), the most a fast machine can reach, plus margin.
+// The CI's sanitizer run (ASAN_OPTIONS set): wsbridge gets a 1 MiB quarantine (the default
+// 256 MiB would keep every freed session resident), and ASan's redzones and shadow memory about
+// double a session's footprint, so the bounds are doubled plus the allocator's own growth.
+const SANITIZED = Boolean(process.env.ASAN_OPTIONS);
+const BRIDGE_ENV = {ASAN_OPTIONS: [process.env.ASAN_OPTIONS, 'quarantine_size_mb=1']
+                                      .filter(Boolean).join(':')};
+const retainBound = (release) => (SANITIZED ? 2 * release + (16 << 20) : release);
 
 function passThroughConfig({port, adminPort, endpoint}) {
   return sio.sioConfig({port, endpoints: [endpoint], logLevel: 'warn', routePath: '/socket.io/',
@@ -210,7 +221,7 @@ async function rounds(t, c, opts) {
   for (let i = 0; i < ROUNDS; i++) {
     const r = await round(c, opts);
     r.after = await leaks.assertNoLeak(c.bridge, c.adminPort, cold, {
-      rssMargin: opts.retain, what: `after round ${i + 1}`,
+      rssMargin: retainBound(opts.retain), what: `after round ${i + 1}`,
       serve: i === ROUNDS - 1 ? () => oneSession(c.port, c.eio) : undefined,
     });
     figures.push(r);
@@ -221,14 +232,15 @@ async function rounds(t, c, opts) {
           `${EXPIRY} ms); RSS peak ${mib(r.peakRss)}, after ${mib(r.after.rss)}; fds ` +
           `${r.after.fds}`);
   });
-  t.log(`RSS cold ${mib(cold.rss)} (fds ${cold.fds}), bound ${mib(opts.retain)} over it; ` +
+  t.log(`RSS cold ${mib(cold.rss)} (fds ${cold.fds}), bound ${mib(retainBound(opts.retain))} over it; ` +
         `upstream closes by reason ${JSON.stringify(c.upstream.reasons)}`);
 }
 
 async function startCase(eio, makeConfig, peer) {
   const port = await h.freePort();
   const adminPort = await h.freePort();
-  const bridge = await h.startWsbridge(makeConfig({port, adminPort, endpoint: peer.port}));
+  const bridge = await h.startWsbridge(makeConfig({port, adminPort, endpoint: peer.port}),
+                                       {env: BRIDGE_ENV});
   return {bridge, port, adminPort, eio};
 }
 
@@ -247,7 +259,8 @@ for (const eio of [4, 3]) {
       expectLive: true,
       reaped: async () => c.upstream.closed === c.upstream.opened,
       perSession: eio === 4 ? 0 : undefined,
-      // Measured plateaus: 17 MiB (v4), 23 MiB (v3).
+      // Measured plateaus with all 5,000 live at once (the worst case, see RETAIN_NOTE):
+      // 17 MiB (v4), 23.4 MiB (v3).
       retain: (eio === 4 ? 24 : 32) << 20,
     });
     if (eio === 3) assert.ok(c.upstream.opened > 0, 'the default namespace opened upstream');
@@ -282,7 +295,9 @@ h.test(`pass-through, EIO=3 (the v3 adapter): ${SESSIONS} abandoned polling sess
     expectLive: true,
     reaped: async () => c.upstream.opened > 0 && c.upstream.closed === c.upstream.opened,
     perSession: 1,
-    retain: 16 << 20,  // measured plateau: 8 MiB
+    // Measured plateau with all 5,000 live at once: 22.4 MiB (a session plus its upstream
+    // websocket); 8-12 MiB where handshakes outlast the expiry (see RETAIN_NOTE).
+    retain: 30 << 20,
   });
 }, {timeout: 90000});
 
