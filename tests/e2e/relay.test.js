@@ -342,10 +342,8 @@ h.test('a client that never reads: the backend stalls and wsbridge RSS stays bou
   const RSS_LIMIT = 64 * MiB;
   const STALL_REPORTS = 10;  // 10 progress reports (100 ms apart) without growth = stalled
   const echo = await h.startPeer('ws-echo.js');
-  // An ASan build holds freed memory in a 256 MiB quarantine, which would swamp the bound.
-  const asan = [process.env.ASAN_OPTIONS, 'quarantine_size_mb=1'].filter(Boolean).join(':');
   const {port, bridge} = await startRelay([echo.port], {logLevel: 'info',
-                                                         env: {ASAN_OPTIONS: asan}});
+                                                         env: h.smallQuarantineEnv()});
   const c = await h.rawConnect(port);
   assert.equal((await c.handshake('/')).status, 101);
   const id = await lastConnectionId(echo, 1);

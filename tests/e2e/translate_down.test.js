@@ -451,13 +451,12 @@ h.test('a websocket client that stops reading: the upstream is paused, wsbridge 
   const MiB = 1024 * 1024;
   const TOTAL = 100 * MiB;
   const RSS_LIMIT = 64 * MiB;
-  const asan = [process.env.ASAN_OPTIONS, 'quarantine_size_mb=1'].filter(Boolean).join(':');
   const legacy = await h.startPeer('legacy-ws-server.js');
   const port = await h.freePort();
   const bridge = await h.startWsbridge(
       downConfig({port, endpoints: [legacy.port], route: 'ping_interval = "60s"\n'})
           .replace('log_level = "debug"', 'log_level = "info"'),
-      {env: {ASAN_OPTIONS: asan}});
+      {env: h.smallQuarantineEnv()});
   const c = await h.rawConnect(port);
   assert.equal((await c.handshake('/socket.io/?EIO=4&transport=websocket')).status, 101);
   assert.equal((await c.readFrame()).payload.toString()[0], '0');

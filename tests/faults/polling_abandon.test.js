@@ -44,10 +44,7 @@ const ROUNDS = 3;
 // The CI's sanitizer run (ASAN_OPTIONS set): wsbridge gets a 1 MiB quarantine (the default
 // 256 MiB would keep every freed session resident), and ASan's redzones and shadow memory about
 // double a session's footprint, so the bounds are doubled plus the allocator's own growth.
-const SANITIZED = Boolean(process.env.ASAN_OPTIONS);
-const BRIDGE_ENV = {ASAN_OPTIONS: [process.env.ASAN_OPTIONS, 'quarantine_size_mb=1']
-                                      .filter(Boolean).join(':')};
-const retainBound = (release) => (SANITIZED ? 2 * release + (16 << 20) : release);
+const retainBound = (release) => (h.SANITIZED ? 2 * release + (16 << 20) : release);
 
 function passThroughConfig({port, adminPort, endpoint}) {
   return sio.sioConfig({port, endpoints: [endpoint], logLevel: 'warn', routePath: '/socket.io/',
@@ -232,15 +229,15 @@ async function rounds(t, c, opts) {
           `${EXPIRY} ms); RSS peak ${mib(r.peakRss)}, after ${mib(r.after.rss)}; fds ` +
           `${r.after.fds}`);
   });
-  t.log(`RSS cold ${mib(cold.rss)} (fds ${cold.fds}), bound ${mib(retainBound(opts.retain))} over it; ` +
-        `upstream closes by reason ${JSON.stringify(c.upstream.reasons)}`);
+  t.log(`RSS cold ${mib(cold.rss)} (fds ${cold.fds}), bound ${mib(retainBound(opts.retain))} ` +
+        `over it; upstream closes by reason ${JSON.stringify(c.upstream.reasons)}`);
 }
 
 async function startCase(eio, makeConfig, peer) {
   const port = await h.freePort();
   const adminPort = await h.freePort();
   const bridge = await h.startWsbridge(makeConfig({port, adminPort, endpoint: peer.port}),
-                                       {env: BRIDGE_ENV});
+                                       {env: h.smallQuarantineEnv()});
   return {bridge, port, adminPort, eio};
 }
 

@@ -26,11 +26,9 @@ const REFUSAL_429 = 'HTTP/1.1 429 Too Many Requests\r\nContent-Type: application
 // The CI's sanitizer run (ASAN_OPTIONS set) is two to three times slower: the latency bound
 // that is the point of case 1 holds for the release build, and is 3x under a sanitizer. An ASan
 // build also keeps freed memory in a quarantine (256 MiB), which would swamp the RSS check:
-// wsbridge runs with a 1 MiB one, as relay.test.js does.
-const SANITIZED = Boolean(process.env.ASAN_OPTIONS);
+// wsbridge runs with a 1 MiB one (h.smallQuarantineEnv).
+const {SANITIZED} = h;
 const P99_BOUND_MS = SANITIZED ? 300 : 100;
-const BRIDGE_ENV = {ASAN_OPTIONS: [process.env.ASAN_OPTIONS, 'quarantine_size_mb=1']
-                                      .filter(Boolean).join(':')};
 // Even so, ASan's allocator and shadow memory grow 13-16 MiB with thousands of connections and
 // keep it (measured); there LeakSanitizer, at wsbridge's exit, is the leak check that counts.
 const rssMargin = (release) => (SANITIZED ? 32 << 20 : release);
@@ -166,7 +164,7 @@ async function metrics(adminPort) {
 }
 
 function start(toml) {
-  return h.startWsbridge(toml, {env: BRIDGE_ENV});
+  return h.startWsbridge(toml, {env: h.smallQuarantineEnv()});
 }
 
 function config({port, adminPort, echo, handshakeTimeout = '10s', listenerExtra = '',

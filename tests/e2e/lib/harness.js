@@ -952,6 +952,15 @@ function readRss(pid) {
   return Number(m[1]) * 1024;
 }
 
+// True in the CI's sanitizer run (ASAN_OPTIONS set). An ASan build keeps freed memory in a
+// 256 MiB quarantine, which would swamp any RSS bound: a test that measures wsbridge's RSS starts
+// it with `{env: smallQuarantineEnv()}` (1 MiB).
+const SANITIZED = Boolean(process.env.ASAN_OPTIONS);
+function smallQuarantineEnv() {
+  return {ASAN_OPTIONS: [process.env.ASAN_OPTIONS, 'quarantine_size_mb=1'].filter(Boolean)
+                            .join(':')};
+}
+
 // CPU time (user + system) a process has used so far, in seconds (/proc/PID/stat, 100 Hz ticks).
 function readCpuSeconds(pid) {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -1039,6 +1048,8 @@ module.exports = {
   startPeer,
   readRss,
   readCpuSeconds,
+  SANITIZED,
+  smallQuarantineEnv,
   makeCert,
   relayConfig,
   // await helpers
